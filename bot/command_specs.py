@@ -1,0 +1,50 @@
+"""The command names and options: one list that the command layer, Telegram's setMyCommands and
+Discord's slash-command tree are all built from, so the transports can never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    name: str
+    kind: Literal["symbol", "symbol_or_all", "number", "int"]
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    description: str
+    args: tuple[ArgSpec, ...] = field(default_factory=tuple)
+    admin_only: bool = False
+
+    @property
+    def usage(self) -> str:
+        parts = [f"/{self.name}"]
+        for a in self.args:
+            parts.append(f"<{a.name}>" if a.required else f"[{a.name}]")
+        return " ".join(parts)
+
+
+SYMBOL = ArgSpec("symbol", "symbol", "Ticker, e.g. SPY")
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("start", "What this bot does"),
+    CommandSpec("help", "Commands and how to use them"),
+    CommandSpec("predict", "ML prediction with chart", (SYMBOL,)),
+    CommandSpec("levels", "Options gamma/vanna levels", (SYMBOL,)),
+    CommandSpec(
+        "subscribe", "Push alerts to this chat",
+        (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),
+         ArgSpec("threshold", "number", "Quality score 0-100")),
+    ),
+    CommandSpec("unsubscribe", "Stop alerts for this chat", (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),)),
+    CommandSpec("status", "Models, data source, market hours, jobs"),
+    CommandSpec("performance", "Live scorecard of past predictions"),
+    CommandSpec("log", "Last predictions and outcomes", (ArgSpec("n", "int", "How many (1-50)"),)),
+    CommandSpec("reload", "Reload models now (admins)", admin_only=True),
+)
+COMMANDS_BY_NAME = {c.name: c for c in COMMANDS}

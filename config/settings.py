@@ -1,0 +1,212 @@
+"""The one settings object. Every name here is an interface: operators set these variables.
+
+An invalid value must end the program with one line naming the variable (exit code 2), so
+`load_settings` turns pydantic's validation errors into `ConfigError` with that line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LIVE_TRADIER_URL = "https://api.tradier.com/v1/"
+SANDBOX_TRADIER_URL = "https://sandbox.tradier.com/v1/"
+SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9.]{0,9}$")
+TIMEFRAME_MINUTES = {"5min": 5, "15min": 15, "1h": 60}
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is one line that names the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Market data
+    tradier_token: SecretStr | None = None
+    tradier_base_url: str = LIVE_TRADIER_URL
+    tradier_requests_per_minute: int = Field(default=110, gt=0, le=1000)
+    market_data: str | None = None  # tradier | simulated | csv:<path>; resolved in the validator
+    simulated_seed: int = 7
+
+    # Models and storage
+    model_store: str = "var/models"
+    s3_endpoint_url: str | None = None
+    keep_versions: int = Field(default=10, ge=1, le=1000)
+    publish_margin: float = Field(default=0.02, ge=0, le=1)
+    state_dir: Path = Path("var")
+
+    # What is traded and how
+    symbols: Annotated[list[str], NoDecode] = ["SPY", "QQQ", "IWM"]
+    timeframe: Literal["5min", "15min", "1h"] = "5min"
+    train_days: int = Field(default=180, gt=0, le=5000)
+    horizon_bars: int = Field(default=12, gt=0, le=200)
+    target_atr: float = Field(default=1.0, gt=0)  # k: profit target in ATRs
+    stop_atr: float = Field(default=1.0, gt=0)  # m: stop in ATRs
+    quality_r: float = Field(default=2.0, gt=0)  # R: favourable / adverse excursion
+    quality_min_move_atr: float = Field(default=0.5, ge=0)  # minimum favourable move, in ATRs
+
+    # Options levels
+    levels_max_dte: int = Field(default=7, ge=0, le=60)
+    dealer_convention: Literal["long_calls_short_puts", "short_calls_long_puts"] = "long_calls_short_puts"
+
+    # Alerts and bot
+    alert_threshold: float = Field(default=80.0, ge=0, le=100)
+    alert_cooldown_minutes: int = Field(default=30, ge=0, le=1440)
+    command_rate_per_minute: int = Field(default=10, gt=0, le=1000)
+    reload_at: time = time(6, 15)
+    train_at: time = time(6, 0)
+    train_in_process: bool = False
+    scan_delay_seconds: int = Field(default=20, ge=0, le=240)
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str | None = None
+    telegram_allowed_chat_ids: Annotated[list[int], NoDecode] = []
+    telegram_admin_chat_ids: Annotated[list[int], NoDecode] = []
+
+    # Discord
+    discord_bot_token: SecretStr | None = None
+    discord_guild_ids: Annotated[list[int], NoDecode] = []
+    discord_admin_user_ids: Annotated[list[int], NoDecode] = []
+    discord_api_base_url: str | None = None
+    discord_gateway_url: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _symbols(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            value = [str(v).strip().upper() for v in value]
+            if not value:
+                raise ValueError("must list at least one symbol")
+            for sym in value:
+                if not SYMBOL_RE.match(sym):
+                    raise ValueError(f"{sym!r} is not a ticker symbol")
+            if len(set(value)) != len(value):
+                raise ValueError("lists a symbol twice")
+        return value
+
+    @field_validator(
+        "telegram_allowed_chat_ids", "telegram_admin_chat_ids", "discord_guild_ids",
+        "discord_admin_user_ids", mode="before",
+    )
+    @classmethod
+    def _id_lists(cls, value: object) -> object:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            out = []
+            for item in value:
+                try:
+                    out.append(int(item))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{item!r} is not a numeric id") from None
+            return out
+        return value
+
+    @field_validator("tradier_token", "telegram_bot_token", "discord_bot_token", mode="before")
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("s3_endpoint_url", "telegram_api_base_url", "discord_api_base_url",
+                     "discord_gateway_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("tradier_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("model_store")
+    @classmethod
+    def _model_store(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must be a folder or s3://bucket/prefix")
+        if value.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
+            raise ValueError("is not a valid s3://bucket/prefix")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_market_data(self) -> Settings:
+        md = (self.market_data or "").strip()
+        if not md:
+            md = "tradier" if self.tradier_token else "simulated"
+        if md not in ("tradier", "simulated") and not md.startswith("csv:"):
+            raise ValueError("MARKET_DATA: must be tradier, simulated or csv:<path>")
+        if md.startswith("csv:") and not md[4:].strip():
+            raise ValueError("MARKET_DATA: csv: needs a path, e.g. csv:data/SPY.csv")
+        if md == "tradier" and not self.tradier_token:
+            raise ValueError("MARKET_DATA: tradier needs TRADIER_TOKEN")
+        self.market_data = md
+        return self
+
+    # Derived values, kept here so every module agrees on them.
+    @property
+    def bar_minutes(self) -> int:
+        return TIMEFRAME_MINUTES[self.timeframe]
+
+    @property
+    def data_source(self) -> str:
+        md = self.market_data or "simulated"
+        return "csv" if md.startswith("csv:") else md
+
+    @property
+    def csv_path(self) -> Path | None:
+        md = self.market_data or ""
+        return Path(md[4:]) if md.startswith("csv:") else None
+
+    @property
+    def is_s3_store(self) -> bool:
+        return self.model_store.startswith("s3://")
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value, so log filters and tests can check that none leaks."""
+        out = []
+        for secret in (self.tradier_token, self.telegram_bot_token, self.discord_bot_token):
+            if secret is not None and secret.get_secret_value():
+                out.append(secret.get_secret_value())
+        return out
+
+
+def _format_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err.get("loc", ()) if isinstance(p, str)]
+    msg = str(err.get("msg", "invalid value"))
+    msg = msg.removeprefix("Value error, ")
+    if loc:
+        return f"{loc[0].upper()}: {msg}"
+    return msg  # model-level errors already name the variable
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise ConfigError with one line on any invalid value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc)) from None

@@ -1,0 +1,110 @@
+"""NYSE sessions from exchange_calendars (holidays, 13:00 early closes, DST), never hand-written."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import pandas as pd
+
+from core.types import NY
+
+
+@lru_cache(maxsize=1)
+def _xnys() -> xcals.ExchangeCalendar:
+    # Start early enough for imported daily history; end is a year past today by default.
+    return xcals.get_calendar("XNYS", start="2000-01-03")
+
+
+def _ts(when: datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(when)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(NY)
+    return ts
+
+
+@lru_cache(maxsize=8192)
+def is_session(day: date) -> bool:
+    return bool(_xnys().is_session(pd.Timestamp(day)))
+
+
+@lru_cache(maxsize=8192)
+def session_bounds(day: date) -> tuple[datetime, datetime]:
+    """Open and close of a trading day, New York time. Raises ValueError on a non-session day."""
+    cal = _xnys()
+    d = pd.Timestamp(day)
+    if not cal.is_session(d):
+        raise ValueError(f"{day} is not an NYSE session")
+    return (cal.session_open(d).tz_convert(NY).to_pydatetime(),
+            cal.session_close(d).tz_convert(NY).to_pydatetime())
+
+
+def is_open(when: datetime) -> bool:
+    """True while the regular session runs (open inclusive, close exclusive)."""
+    ts = _ts(when)
+    day = ts.tz_convert(NY).date()
+    if not is_session(day):
+        return False
+    o, c = session_bounds(day)
+    return o <= ts.to_pydatetime() < c
+
+
+def sessions_between(start: date, end: date) -> list[date]:
+    """Trading days in [start, end]."""
+    if end < start:
+        return []
+    cal = _xnys()
+    start = max(start, cal.first_session.date())
+    end = min(end, cal.last_session.date())
+    return [d.date() for d in cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))]
+
+
+def previous_session(day: date) -> date:
+    d = day - timedelta(days=1)
+    while not is_session(d):
+        d -= timedelta(days=1)
+    return d
+
+
+def next_session(day: date) -> date:
+    d = day + timedelta(days=1)
+    while not is_session(d):
+        d += timedelta(days=1)
+    return d
+
+
+def last_session_on_or_before(day: date) -> date:
+    return day if is_session(day) else previous_session(day)
+
+
+def next_open(when: datetime) -> datetime:
+    """The next session open strictly after `when` (or the current one if not yet open)."""
+    ts = _ts(when).to_pydatetime()
+    day = ts.astimezone(NY).date()
+    if is_session(day):
+        o, _ = session_bounds(day)
+        if ts < o:
+            return o
+    return session_bounds(next_session(day))[0]
+
+
+def trading_days_between(earlier: datetime, later: datetime) -> int:
+    """How many sessions closed after `earlier` and up to `later` (0 if same session)."""
+    a = _ts(earlier).tz_convert(NY).date()
+    b = _ts(later).tz_convert(NY).date()
+    if b <= a:
+        return 0
+    return len(sessions_between(a + timedelta(days=1), b))
+
+
+def bar_closes(day: date, bar_minutes: int) -> list[datetime]:
+    """Close times of every bar of a session; the last bar is cut at an early close."""
+    o, c = session_bounds(day)
+    out = []
+    t = o + timedelta(minutes=bar_minutes)
+    while t < c:
+        out.append(t)
+        t += timedelta(minutes=bar_minutes)
+    out.append(c)
+    return out
