@@ -1,0 +1,159 @@
+"""Market-hours alert scans and the outbox that delivers them exactly once.
+
+A scan predicts each symbol that has subscribers and RECORDS one outbox row per (setup, recipient)
+before anything is sent; delivery then works through pending rows. A crash between the two leaves a
+pending row that the next delivery sends; a row marked sent is never sent again; recording the same
+setup twice is refused by a unique key. So a restart neither doubles nor forgets an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from bot.commands import CommandLayer
+from bot.reply import DeliveryError, Reply
+from bot.state import StateDB
+from core import calendar
+from core.types import NY, MarketDataError
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    async def send(self, chat_id: str, reply: Reply) -> None: ...
+
+
+@dataclass
+class ScanResult:
+    at: datetime
+    market_open: bool
+    sent: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"at": self.at.isoformat(), "market_open": self.market_open, "sent": self.sent,
+                "skipped": self.skipped}
+
+
+class AlertEngine:
+    def __init__(self, layer: CommandLayer, state: StateDB, notifiers: dict[str, Notifier]):
+        self.layer = layer
+        self.state = state
+        self.notifiers = notifiers
+        self.settings = layer.settings
+        self._deliver_lock = asyncio.Lock()
+
+    async def scan(self, at: datetime) -> ScanResult:
+        at = at.astimezone(NY)
+        result = ScanResult(at, calendar.is_open(at))
+        subs = await asyncio.to_thread(self.state.subscriptions)
+        by_symbol: dict[str, list] = defaultdict(list)
+        for sub in subs:
+            if sub.symbol in self.settings.symbols:
+                by_symbol[sub.symbol].append(sub)
+        if not result.market_open:
+            for sym, rows in by_symbol.items():
+                for sub in rows:
+                    result.skipped.append({"symbol": sym, "recipient": sub.recipient, "reason": "market closed"})
+            return result
+        for symbol, rows in by_symbol.items():
+            await self._scan_symbol(symbol, rows, at, result)
+        result.sent.extend(await self.deliver_pending())
+        return result
+
+    async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult) -> None:
+        try:
+            reply, record = await self.layer.predict_reply(symbol, requested_by=None, now=at, source="scan")
+        except (MarketDataError, TimeoutError) as exc:
+            log.warning("scan %s skipped: market data unavailable (%s)", symbol, exc)
+            for sub in subs:
+                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
+                                       "reason": "market data unavailable"})
+            return
+        except Exception as exc:
+            log.exception("scan %s failed", symbol)
+            for sub in subs:
+                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
+                                       "reason": f"prediction failed ({type(exc).__name__})"})
+            return
+        score = float(record["quality_score"])
+        direction = str(record["direction"])
+        session = at.date()
+        setup_key = f"{symbol}|{direction}|{session.isoformat()}|{record['as_of']}"
+        chart = self._save_chart(symbol, at, reply.image)
+        payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text, "chart": chart,
+                   "buttons": [[b.label, b.data] for b in reply.buttons]}
+        cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
+        for sub in subs:
+            base = {"symbol": symbol, "recipient": sub.recipient}
+            if score < sub.threshold:
+                result.skipped.append({**base, "reason": f"below threshold ({score:.0f} < {sub.threshold:g})"})
+                continue
+            last = await asyncio.to_thread(self.state.last_alert_time, symbol, direction, session, sub.recipient)
+            if last is not None and at - last < cooldown:
+                result.skipped.append({**base, "reason": "in cooldown"})
+                continue
+            alert_id = await asyncio.to_thread(
+                self.state.record_alert, setup_key, sub.recipient, symbol, direction, session, score, payload, at,
+                prediction_id=record.get("id"))
+            if alert_id is None:
+                result.skipped.append({**base, "reason": "already alerted"})
+
+    def _save_chart(self, symbol: str, at: datetime, png: bytes | None) -> str | None:
+        if not png:
+            return None
+        folder = self.settings.state_dir / "charts" / "alerts"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{symbol}_{at:%Y%m%d_%H%M%S}.png"
+            path.write_bytes(png)
+            return str(path)
+        except OSError as exc:
+            log.warning("alert chart not saved (%s); alerts go out as text", exc.strerror)
+            return None
+
+    async def deliver_pending(self) -> list[dict]:
+        """Send every pending outbox row once; returns what was delivered now."""
+        delivered: list[dict] = []
+        async with self._deliver_lock:
+            rows = await asyncio.to_thread(self.state.pending_alerts)
+            for row in rows:
+                transport, _, chat_id = row.recipient.partition(":")
+                notifier = self.notifiers.get(transport)
+                if notifier is None:
+                    continue  # that transport is not running now; the row waits for it
+                reply = _reply_from_payload(row.payload)
+                try:
+                    await notifier.send(chat_id, reply)
+                except DeliveryError as exc:
+                    log.warning("alert %s to %s not delivered: %s", row.id, row.recipient, exc)
+                    await asyncio.to_thread(self.state.mark_failed, row.id, str(exc), exc.permanent)
+                    continue
+                except Exception as exc:
+                    log.exception("alert %s to %s failed", row.id, row.recipient)
+                    await asyncio.to_thread(self.state.mark_failed, row.id, type(exc).__name__, False)
+                    continue
+                await asyncio.to_thread(self.state.mark_sent, row.id, datetime.now(NY))
+                delivered.append({"symbol": row.symbol, "direction": row.direction,
+                                  "quality_score": row.quality_score, "recipient": row.recipient})
+        return delivered
+
+
+def _reply_from_payload(payload: dict) -> Reply:
+    from bot.reply import Button
+
+    image = None
+    chart = payload.get("chart")
+    if chart:
+        try:
+            image = Path(chart).read_bytes()
+        except OSError:
+            image = None
+    buttons = [Button(label, data) for label, data in payload.get("buttons", [])]
+    return Reply(payload.get("text", ""), title=payload.get("title"), image=image, buttons=buttons)

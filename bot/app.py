@@ -1,0 +1,245 @@
+"""`tradebot run`: one asyncio process with the chat transports, the scheduler and the state.
+
+Start-up: take the instance lock, open the state, load models (training first when the store has
+none), start the transports (console when no chat token is set), start the scheduler, then wait for
+end of console input or SIGTERM/SIGINT and shut down within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import signal
+import sys
+from datetime import datetime
+
+from bot.alerts import AlertEngine, Notifier
+from bot.commands import CommandLayer
+from bot.console import ConsoleAdapter
+from bot.instance_lock import InstanceLock
+from bot.scheduler import build_scheduler, describe_jobs
+from bot.services import Services, build_services
+from bot.state import StateDB
+from config import Settings
+from core.types import NY, MarketDataError
+
+log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 8.0
+
+
+def state_path(settings: Settings):  # type: ignore[no-untyped-def]
+    return settings.state_dir / "tradebot.sqlite3"
+
+
+class BotApp:
+    def __init__(self, settings: Settings, services: Services, state: StateDB):
+        self.settings = settings
+        self.services = services
+        self.state = state
+        self.scheduler = None
+        self.layer = CommandLayer(services, state, jobs_info=self.jobs_info)
+        self.notifiers: dict[str, Notifier] = {}
+        self.alerts = AlertEngine(self.layer, state, self.notifiers)
+        self.telegram = None
+        self.discord = None
+        self.console: ConsoleAdapter | None = None
+        self._last_store_warning: str | None = None
+        self._stop = asyncio.Event()
+
+    # ---- jobs ---------------------------------------------------------------------------------
+    def jobs_info(self) -> list[str]:
+        return describe_jobs(self.scheduler) if self.scheduler is not None else []
+
+    async def reload_models(self) -> None:
+        report = await self.services.registry.reload()
+        if report.loaded:
+            log.info("models loaded: %s", report.loaded)
+        if report.failed:
+            await self._warn_admins_once("Model reload failed, previous models keep serving: " + "; ".join(
+                f"{k}: {v}" for k, v in report.failed.items()))
+        else:
+            self._last_store_warning = None
+
+    async def poll_store(self) -> None:
+        try:
+            await self.reload_models()
+        except Exception as exc:  # the store being down must never stop the bot
+            await self._warn_admins_once(f"Model store unreachable ({type(exc).__name__}); models keep serving")
+
+    async def _warn_admins_once(self, text: str) -> None:
+        if text == self._last_store_warning:
+            return
+        self._last_store_warning = text
+        log.warning("%s", text)
+        if self.telegram is not None:
+            with contextlib.suppress(Exception):
+                await self.telegram.notify_admins(text)
+
+    async def scheduled_scan(self) -> None:
+        try:
+            result = await self.alerts.scan(self.services.provider.now())
+            if result.sent:
+                log.info("scan sent %d alerts", len(result.sent))
+        except Exception:
+            log.exception("alert scan failed")
+
+    async def score_outcomes(self) -> None:
+        from bot.outcomes import score_due_predictions
+
+        try:
+            await score_due_predictions(self.state, self.services.provider, self.settings,
+                                        self.services.provider.now())
+        except MarketDataError as exc:
+            log.warning("outcome scoring postponed: %s", exc)
+        except Exception:
+            log.exception("outcome scoring failed")
+
+    async def retry_outbox(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.alerts.deliver_pending()
+
+    async def train_in_worker(self) -> None:
+        from training.worker import train_all_in_process
+
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
+            ok = await loop.run_in_executor(pool, train_all_in_process)
+        log.info("in-process training finished (%s)", ok)
+        await self.reload_models()
+
+    # ---- life cycle ---------------------------------------------------------------------------
+    async def ensure_models(self) -> None:
+        report = await self.services.registry.reload()
+        if report.missing:
+            from training.pipeline import train_symbols
+
+            print(f"No published model for {', '.join(report.missing)}: training first "
+                  f"({self.services.provider.source} data)...", file=sys.stderr, flush=True)
+            await train_symbols(self.settings, symbols=report.missing, provider=self.services.provider,
+                                progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
+            report = await self.services.registry.reload()
+        if report.failed:
+            log.warning("models not loaded: %s", report.failed)
+
+    async def start_transports(self) -> None:
+        s = self.settings
+        if s.telegram_bot_token is not None:
+            from bot.telegram_adapter import TelegramAdapter
+
+            self.telegram = TelegramAdapter(
+                s.telegram_bot_token.get_secret_value(), self.layer, base_url=s.telegram_api_base_url,
+                admin_chat_ids=s.telegram_admin_chat_ids)
+            try:
+                await self.telegram.start()
+                self.notifiers["telegram"] = self.telegram
+            except Exception as exc:
+                log.error("Telegram did not start (%s); other transports carry on", type(exc).__name__)
+        if s.discord_bot_token is not None:
+            from bot.discord_adapter import DiscordAdapter
+
+            self.discord = DiscordAdapter(
+                s.discord_bot_token.get_secret_value(), self.layer, guild_ids=s.discord_guild_ids,
+                api_base_url=s.discord_api_base_url, gateway_url=s.discord_gateway_url)
+            try:
+                await self.discord.start()
+                self.notifiers["discord"] = self.discord
+            except Exception as exc:
+                log.error("Discord did not start (%s); other transports carry on", type(exc).__name__)
+        if s.telegram_bot_token is None and s.discord_bot_token is None:
+            self.console = ConsoleAdapter(self.layer, s.state_dir / "charts")
+            self.notifiers["console"] = self.console
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        await self.ensure_models()
+        await self.start_transports()
+        self.scheduler = build_scheduler(self)
+        self.scheduler.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        waiters = [asyncio.create_task(self._stop.wait())]
+        if self.console is not None:
+            waiters.append(asyncio.create_task(self.console.run()))
+        log.info("tradebot ready: %s", (await self.layer.startup_report()).text.replace("\n", " | "))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        stops = []
+        for adapter in (self.telegram, self.discord):
+            if adapter is not None:
+                stops.append(adapter.stop())
+        if stops:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*stops, return_exceptions=True), SHUTDOWN_SECONDS)
+        await self.services.close()
+        self.state.close()
+
+
+async def run_bot(settings: Settings) -> int:
+    from bot.instance_lock import InstanceLockError
+
+    try:
+        lock = InstanceLock(settings.state_dir)
+        lock.acquire()
+    except InstanceLockError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        state = StateDB(state_path(settings))
+        app = BotApp(settings, build_services(settings), state)
+        return await app.run()
+    finally:
+        lock.release()
+
+
+async def scan_once(settings: Settings, at: datetime | None) -> dict:
+    """`tradebot scan --once`: the scheduled scan's code, once, at `at` (default now)."""
+    state = StateDB(state_path(settings))
+    app = BotApp(settings, build_services(settings), state)
+    try:
+        await app.services.registry.reload()
+        await app.start_transports()
+        when = at or app.services.provider.now()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=NY)
+        result = await app.alerts.scan(when)
+        return result.to_dict()
+    finally:
+        await app.shutdown()
+
+
+async def performance_report(settings: Settings, *, as_json: bool, chart) -> int:  # type: ignore[no-untyped-def]
+    import json
+
+    from bot.scorecard import compute_scorecard, format_scorecard
+
+    state = StateDB(state_path(settings))
+    try:
+        rows = state.all_predictions()
+    finally:
+        state.close()
+    card = compute_scorecard(rows, datetime.now(NY), threshold=settings.alert_threshold)
+    if as_json:
+        print(json.dumps(card, default=str))
+    else:
+        print(format_scorecard(card))
+    if chart is not None:
+        from charts.performance_chart import render_performance_chart
+
+        png = render_performance_chart(card.get("all_time", {}).get("calibration", []),
+                                       card.get("cumulative_r", []), title="Live scorecard")
+        chart.write_bytes(png)
+        print(f"Chart: {chart}")
+    return 0

@@ -1,0 +1,275 @@
+"""`tradebot`: the one command. Subcommands are thin: parse, build services, call, print.
+
+Exit codes: 0 ok, 1 a clear one-line error (bad input, no model, data unavailable), 2 bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+from config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("tradebot")
+
+
+class CliError(Exception):
+    """Bad input to a subcommand; printed as one line, exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tradebot", description="ML trading-signal bot for SPY, QQQ, IWM.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the always-on bot (console when no chat token is set)")
+    t = sub.add_parser("train", help="fetch bars, train, evaluate and publish the models")
+    t.add_argument("--symbol", action="append", help="only this symbol (repeatable)")
+    t.add_argument("--force", action="store_true", help="publish even if the gate refuses")
+    t.add_argument("--json", action="store_true", help="print the results as JSON")
+    i = sub.add_parser("import-bars", help="seed the bar archive from a CSV export")
+    i.add_argument("file", type=Path)
+    i.add_argument("--symbol", required=True)
+    m = sub.add_parser("models", help="list the model store; --promote rolls back/forward")
+    m.add_argument("--symbol")
+    m.add_argument("--promote", metavar="VERSION")
+    m.add_argument("--json", action="store_true")
+    for name, helptext in (("predict", "one prediction with chart"), ("levels", "options gamma/vanna levels")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("symbol", nargs="?")
+        c.add_argument("--json", action="store_true")
+        c.add_argument("--chart", type=Path, metavar="PATH")
+    b = sub.add_parser("backtest", help="replay walk-forward out-of-sample alerts")
+    b.add_argument("symbol", nargs="?")
+    b.add_argument("--chart", type=Path, metavar="PATH")
+    b.add_argument("--json", action="store_true")
+    s = sub.add_parser("scan", help="run one alert scan now (or as if at --at)")
+    s.add_argument("--once", action="store_true", required=True)
+    s.add_argument("--at", metavar="ISO-TIME")
+    pf = sub.add_parser("performance", help="live scorecard of logged predictions")
+    pf.add_argument("--json", action="store_true")
+    pf.add_argument("--chart", type=Path, metavar="PATH")
+    e = sub.add_parser("export-log", help="write the prediction log as CSV")
+    e.add_argument("file", type=Path)
+    return p
+
+
+def _symbol(settings: Settings, symbol: str | None) -> str:
+    sym = (symbol or settings.symbols[0]).strip().upper()
+    if sym not in settings.symbols:
+        raise CliError(f"unknown symbol {symbol!r}; available: {', '.join(settings.symbols)}")
+    return sym
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    from bot.logs import setup_logging
+
+    setup_logging(settings)
+    handler = COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except KeyboardInterrupt:
+        return 130
+    except CliError as exc:
+        _err(str(exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one clear line, the cause goes to the log
+        from bot.errors import user_message
+
+        msg = user_message(exc)
+        if msg is None:
+            log.exception("tradebot %s failed", args.command)
+            msg = f"{type(exc).__name__}: see the log"
+        _err(msg)
+        return 1
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import run_bot
+
+    return await run_bot(settings)
+
+
+async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.formatting import format_metrics_table
+    from training.pipeline import train_symbols
+
+    symbols = [_symbol(settings, s) for s in args.symbol] if args.symbol else None
+    results = await train_symbols(settings, symbols=symbols, force=args.force,
+                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], default=str, indent=1))
+    else:
+        print(format_metrics_table(results, data_source=settings.data_source))
+    return 0 if all(r.published or r.metrics for r in results) else 1
+
+
+async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
+    from core.marketdata.csv_file import read_bars_csv
+    from training.pipeline import open_store
+
+    symbol = _symbol(settings, args.symbol)
+    bars = await asyncio.to_thread(read_bars_csv, args.file)
+    _, archive = open_store(settings)
+    added = await asyncio.to_thread(archive.merge, symbol, settings.timeframe, bars)
+    print(f"{symbol} {settings.timeframe}: {len(bars):,} bars read, {added:,} new bars archived")
+    return 0
+
+
+async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    from training.pipeline import open_store
+
+    store, _ = open_store(settings)
+    if args.promote:
+        symbol = _symbol(settings, args.symbol)
+        await asyncio.to_thread(store.promote, symbol, settings.timeframe, args.promote)
+        print(f"{symbol} {settings.timeframe}: latest is now {args.promote}")
+        return 0
+    rows = await asyncio.to_thread(store.list_all)
+    if args.symbol:
+        rows = [r for r in rows if r.get("symbol") == args.symbol.upper()]
+    if args.json:
+        print(json.dumps(rows, default=str, indent=1))
+        return 0
+    if not rows:
+        print(f"no models in {settings.model_store}: run `tradebot train`")
+        return 0
+    for r in rows:
+        mark = "*" if r.get("is_latest") else " "
+        print(f"{mark} {r.get('symbol', '?'):5} {r.get('timeframe', '?'):6} {r.get('version', '?'):22} "
+              f"trained {r.get('trained_at', '?')}  {r.get('summary', '')}")
+    return 0
+
+
+async def _with_services(settings: Settings, fn: Callable[..., Awaitable[int]], *a: object) -> int:
+    from bot.services import build_services
+
+    services = build_services(settings)
+    try:
+        return await fn(services, *a)
+    finally:
+        await services.close()
+
+
+async def cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.formatting import format_prediction
+
+    symbol = _symbol(settings, args.symbol)
+
+    async def go(services) -> int:  # type: ignore[no-untyped-def]
+        report = await services.registry.reload()
+        if symbol in report.failed:
+            raise CliError(f"cannot load the {symbol} model: {report.failed[symbol]}")
+        bundle = await services.predictor.predict(symbol)
+        pred = bundle.prediction
+        png = await services.prediction_png(bundle)
+        path = args.chart or services.chart_path("predict", symbol, pred.as_of)
+        _write(path, png)
+        if args.json:
+            print(json.dumps(pred.to_dict()))
+        else:
+            print(format_prediction(pred, horizon_minutes=settings.horizon_bars * settings.bar_minutes))
+            print(f"Chart: {path}")
+        return 0
+
+    return await _with_services(settings, go)
+
+
+async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.formatting import format_levels
+
+    symbol = _symbol(settings, args.symbol)
+
+    async def go(services) -> int:  # type: ignore[no-untyped-def]
+        report = await services.predictor.levels(symbol)
+        png = await services.levels_png(report)
+        path = args.chart or services.chart_path("levels", symbol, report.as_of)
+        _write(path, png)
+        if args.json:
+            print(json.dumps(report.to_dict()))
+        else:
+            print(format_levels(report, data_source=services.provider.source))
+            print(f"Chart: {path}")
+        return 0
+
+    return await _with_services(settings, go)
+
+
+async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from training.backtest_run import run_symbol_backtest
+
+    symbol = _symbol(settings, args.symbol)
+    return await run_symbol_backtest(settings, symbol, chart=args.chart, as_json=args.json)
+
+
+async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import scan_once
+
+    at = None
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise CliError(f"--at {args.at!r} is not an ISO time like 2026-11-27T10:05-05:00") from None
+    result = await scan_once(settings, at)
+    print(json.dumps(result))
+    return 0
+
+
+async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import performance_report
+
+    return await performance_report(settings, as_json=args.json, chart=args.chart)
+
+
+async def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.state import StateDB
+
+    db = StateDB(settings.state_dir / "tradebot.sqlite3")
+    try:
+        n = await asyncio.to_thread(db.export_log_csv, args.file)
+    finally:
+        db.close()
+    print(f"{n} predictions written to {args.file}")
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+    "run": cmd_run,
+    "train": cmd_train,
+    "import-bars": cmd_import_bars,
+    "models": cmd_models,
+    "predict": cmd_predict,
+    "levels": cmd_levels,
+    "backtest": cmd_backtest,
+    "scan": cmd_scan,
+    "performance": cmd_performance,
+    "export-log": cmd_export_log,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""The transport-agnostic command layer: parse, authorise, rate-limit, do the work, return a Reply.
+
+Telegram, Discord and the console only turn their events into `handle(requester, text)` calls and
+render the Reply; every rule (allow-lists, admin rights, per-chat limits, argument checks) lives here,
+so it holds the same for messages, buttons and slash commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.command_specs import COMMANDS, COMMANDS_BY_NAME, CommandSpec
+from bot.errors import user_message
+from bot.formatting import (
+    SIMULATED_BANNER,
+    age_text,
+    format_levels,
+    format_prediction,
+    prediction_title,
+)
+from bot.reply import Button, Reply, Requester
+from bot.scorecard import compute_scorecard, format_scorecard
+from bot.services import Services
+from bot.state import StateDB
+from core import calendar
+from core.predictor import UnknownSymbol, bar_close_time
+from core.types import NY, MarketDataError
+
+log = logging.getLogger(__name__)
+MAX_COMMAND_CHARS = 300
+PREDICT_TIMEOUT_SECONDS = 14.0
+DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
+
+
+class ArgumentError(ValueError):
+    """A malformed argument; the message is the short usage line."""
+
+
+@dataclass(frozen=True)
+class Access:
+    allowed: bool
+    admin: bool
+    refusal: str = ""
+
+
+class ChatRateLimiter:
+    """At most `per_minute` commands per chat in any rolling minute."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic):
+        self.per_minute = per_minute
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def check(self, key: str) -> float:
+        """0 if allowed (and counted), else seconds until the next command is allowed."""
+        now = self._clock()
+        hits = self._hits[key]
+        while hits and now - hits[0] >= 60.0:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            return max(60.0 - (now - hits[0]), 1.0)
+        hits.append(now)
+        return 0.0
+
+
+def horizon_end(as_of: datetime, horizon_bars: int, bar_minutes: int) -> datetime:
+    """End of a prediction's window: horizon bars later, never past that session's close."""
+    end = as_of + timedelta(minutes=horizon_bars * bar_minutes)
+    day = as_of.astimezone(NY).date()
+    if calendar.is_session(day):
+        end = min(end, calendar.session_bounds(day)[1])
+    return end
+
+
+class CommandLayer:
+    def __init__(
+        self,
+        services: Services,
+        state: StateDB,
+        *,
+        jobs_info: Callable[[], list[str]] | None = None,
+        reload_models: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.services = services
+        self.settings = services.settings
+        self.state = state
+        self.jobs_info = jobs_info or (lambda: [])
+        self._reload = reload_models
+        self.limiter = ChatRateLimiter(self.settings.command_rate_per_minute, clock)
+
+    # ---- who asks -------------------------------------------------------------------------------
+    def access(self, who: Requester) -> Access:
+        s = self.settings
+        if who.transport == "console":
+            return Access(True, True)
+        if who.transport == "telegram":
+            try:
+                chat = int(who.chat_id)
+            except ValueError:
+                return Access(False, False, "This chat cannot be identified.")
+            admin = chat in s.telegram_admin_chat_ids
+            if chat in s.telegram_allowed_chat_ids or admin:
+                return Access(True, admin)
+            return Access(False, False,
+                          f"This chat (id {chat}) is not allowed. Add {chat} to TELEGRAM_ALLOWED_CHAT_IDS.")
+        if who.transport == "discord":
+            if who.guild_id is None:
+                return Access(False, False, "This bot answers only in its Discord servers, not in direct messages.")
+            try:
+                guild = int(who.guild_id)
+            except ValueError:
+                return Access(False, False, "This server cannot be identified.")
+            if guild not in s.discord_guild_ids:
+                return Access(False, False,
+                              f"This server (id {guild}) is not allowed. Add {guild} to DISCORD_GUILD_IDS.")
+            admin = who.user_id is not None and who.user_id.isdigit() and int(who.user_id) in s.discord_admin_user_ids
+            return Access(True, admin)
+        return Access(False, False, "Unknown transport.")
+
+    # ---- entry point ----------------------------------------------------------------------------
+    async def handle(self, who: Requester, text: str) -> Reply:
+        access = self.access(who)
+        if not access.allowed:
+            return Reply(access.refusal, ok=False)
+        try:
+            spec, args = parse_command(text)
+        except ArgumentError as exc:
+            return Reply(str(exc), ok=False)
+        if spec.admin_only and not access.admin:
+            return Reply(f"/{spec.name} is for admins only.", ok=False)
+        if who.transport != "console":
+            wait = self.limiter.check(who.recipient)
+            if wait:
+                return Reply(f"Too many requests from this chat: try again in {wait:.0f} s.", ok=False)
+        try:
+            return await getattr(self, f"cmd_{spec.name}")(who, args)
+        except ArgumentError as exc:
+            return Reply(str(exc), ok=False)
+        except UnknownSymbol as exc:
+            return Reply(str(exc), ok=False)
+        except (TimeoutError, MarketDataError) as exc:
+            log.warning("/%s failed: market data: %s", spec.name, exc)
+            return Reply("Market data unavailable, retrying in the background: try again in a minute.", ok=False)
+        except Exception as exc:  # one bad command never takes the process down
+            msg = user_message(exc)
+            if msg is not None:
+                return Reply(msg, ok=False)
+            log.exception("/%s failed", spec.name)
+            return Reply(f"Sorry, /{spec.name} failed inside the bot; the cause is logged.", ok=False)
+
+    async def startup_report(self) -> Reply:
+        s = self.settings
+        models = self.services.registry.all()
+        now = self.services.provider.now()
+        state = "open" if calendar.is_open(now) else f"closed, next open {calendar.next_open(now):%a %d %b %H:%M} ET"
+        loaded = ", ".join(f"{sym} {m.version}" for sym, m in sorted(models.items())) or "none (run tradebot train)"
+        text = (f"tradebot started · data: {self.services.provider.source} · market {state}\n"
+                f"Models: {loaded}\nSymbols: {', '.join(s.symbols)}")
+        return Reply(text, title="tradebot is up")
+
+    # ---- commands -------------------------------------------------------------------------------
+    async def cmd_start(self, who: Requester, args: list[str]) -> Reply:
+        return await self.cmd_help(who, args)
+
+    async def cmd_help(self, who: Requester, args: list[str]) -> Reply:
+        s = self.settings
+        lines = [
+            f"Machine-learning trade signals for {', '.join(s.symbols)} on {s.timeframe} bars: a trade-quality "
+            "score 0-100, win probability, direction, the next hour's predicted high/low, and options "
+            "vanna/gamma support and resistance.",
+            "",
+        ]
+        lines += [f"{c.usage} - {c.description}" for c in COMMANDS]
+        if self.services.provider.source == "simulated":
+            lines += ["", SIMULATED_BANNER]
+        lines += ["", DISCLAIMER]
+        return Reply("\n".join(lines), title="tradebot")
+
+    def _symbol(self, args: list[str], index: int = 0) -> str:
+        if len(args) <= index:
+            return self.settings.symbols[0]
+        return self.services.predictor.check_symbol(args[index])
+
+    async def cmd_predict(self, who: Requester, args: list[str]) -> Reply:
+        symbol = self._symbol(args)
+        reply, _ = await self.predict_reply(symbol, requested_by=who.recipient)
+        return reply
+
+    async def predict_reply(self, symbol: str, *, requested_by: str | None, now: datetime | None = None,
+                            source: str = "command") -> tuple[Reply, dict]:
+        s = self.settings
+        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
+                                        PREDICT_TIMEOUT_SECONDS)
+        pred = bundle.prediction
+        png = await self.services.prediction_png(bundle)
+        record = pred.to_dict()
+        record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()
+        try:
+            record["id"] = await asyncio.to_thread(self.state.log_prediction, record, source, requested_by)
+        except Exception:  # the log is for scoring later; a reply must not fail because of it
+            log.exception("could not log the %s prediction", symbol)
+            record["id"] = None
+        text = format_prediction(pred, horizon_minutes=s.horizon_bars * s.bar_minutes,
+                                 now=self.services.provider.now(), full=False)
+        buttons = [Button("Refresh", f"/predict {symbol}"), Button("Levels", f"/levels {symbol}"),
+                   Button("Subscribe", f"/subscribe {symbol}")]
+        reply = Reply(text, title=prediction_title(pred), image=png,
+                      image_name=f"{symbol}_prediction.png", buttons=buttons)
+        return reply, record
+
+    async def cmd_levels(self, who: Requester, args: list[str]) -> Reply:
+        symbol = self._symbol(args)
+        report = await asyncio.wait_for(self.services.predictor.levels(symbol), PREDICT_TIMEOUT_SECONDS)
+        png = await self.services.levels_png(report)
+        text = format_levels(report, data_source=self.services.provider.source)
+        return Reply(text, title=f"{symbol} options levels", image=png, image_name=f"{symbol}_levels.png",
+                     buttons=[Button("Predict", f"/predict {symbol}")])
+
+    def _targets(self, arg: str | None) -> list[str]:
+        if arg is None or arg.lower() == "all":
+            return list(self.settings.symbols)
+        return [self.services.predictor.check_symbol(arg)]
+
+    async def cmd_subscribe(self, who: Requester, args: list[str]) -> Reply:
+        threshold = self.settings.alert_threshold
+        if len(args) > 1:
+            threshold = parse_threshold(args[1])
+        targets = self._targets(args[0] if args else None)
+        for sym in targets:
+            await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold)
+        return Reply(f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
+                     f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
+                     title="Subscribed")
+
+    async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
+        arg = args[0] if args else None
+        symbol = None if arg is None or arg.lower() == "all" else self.services.predictor.check_symbol(arg)
+        n = await asyncio.to_thread(self.state.unsubscribe, who.recipient, symbol)
+        what = "all symbols" if symbol is None else symbol
+        return Reply(f"Unsubscribed from {what} ({n} subscription{'s' if n != 1 else ''} removed).",
+                     title="Unsubscribed")
+
+    async def cmd_status(self, who: Requester, args: list[str]) -> Reply:
+        s = self.settings
+        now = self.services.provider.now()
+        lines = []
+        if self.services.provider.source == "simulated":
+            lines.append(SIMULATED_BANNER)
+        models = self.services.registry.all()
+        for sym in s.symbols:
+            m = models.get(sym)
+            if m is None:
+                lines.append(f"{sym}: no model loaded (run tradebot train)")
+                continue
+            window = m.manifest.get("data_window", {})
+            lines.append(f"{sym}: model {m.version}, trained {m.manifest.get('trained_at', '?')} "
+                         f"({age_text(m.manifest.get('trained_at', ''), now)}), "
+                         f"{window.get('sessions', '?')} sessions {str(window.get('start', '?'))[:10]}"
+                         f"..{str(window.get('end', '?'))[:10]}")
+            lines.append("   " + _metric_summary(m.manifest.get("metrics", {})))
+        lines.append(f"Data source: {self.services.provider.source} · model store: {_safe_store(s.model_store)}")
+        if calendar.is_open(now):
+            close = calendar.session_bounds(now.astimezone(NY).date())[1]
+            lines.append(f"Market: OPEN until {close:%H:%M} ET")
+        else:
+            lines.append(f"Market: closed · next session opens {calendar.next_open(now):%a %d %b %H:%M} ET")
+        for job in self.jobs_info():
+            lines.append(f"Job: {job}")
+        subs = await asyncio.to_thread(self.state.subscriptions, who.recipient)
+        if subs:
+            lines.append("This chat's alerts: " + ", ".join(f"{x.symbol} ≥{x.threshold:g}" for x in subs))
+        else:
+            lines.append("This chat has no alert subscriptions (/subscribe).")
+        return Reply("\n".join(lines), title="tradebot status")
+
+    async def cmd_performance(self, who: Requester, args: list[str]) -> Reply:
+        from charts.performance_chart import render_performance_chart
+
+        rows = await asyncio.to_thread(self.state.all_predictions)
+        card = compute_scorecard(rows, self.services.provider.now(), threshold=self.settings.alert_threshold)
+        text = format_scorecard(card)
+        png = None
+        if card.get("all_time", {}).get("scored", 0):
+            png = await asyncio.to_thread(
+                render_performance_chart, card.get("all_time", {}).get("calibration", []),
+                card.get("cumulative_r", []), title="Live scorecard")
+        return Reply(text, title="Live scorecard", image=png, image_name="performance.png")
+
+    async def cmd_log(self, who: Requester, args: list[str]) -> Reply:
+        n = 10
+        if args:
+            if not re.fullmatch(r"\d{1,3}", args[0]) or not 1 <= int(args[0]) <= 50:
+                raise ArgumentError("Usage: /log [N] with N from 1 to 50")
+            n = int(args[0])
+        rows = await asyncio.to_thread(self.state.recent_predictions, n)
+        if not rows:
+            return Reply("No predictions logged yet.", title="Prediction log")
+        lines = [_log_line(r) for r in rows]
+        return Reply("\n".join(lines), title=f"Last {len(rows)} predictions")
+
+    async def cmd_reload(self, who: Requester, args: list[str]) -> Reply:
+        if self._reload is not None:
+            result = self._reload()
+            if asyncio.iscoroutine(result):
+                result = await result
+        report = await self.services.registry.reload(only_if_changed=False)
+        parts = []
+        if report.loaded:
+            parts.append("loaded " + ", ".join(f"{k} {v}" for k, v in report.loaded.items()))
+        if report.missing:
+            parts.append("no model for " + ", ".join(report.missing))
+        if report.failed:
+            parts.append("FAILED " + "; ".join(f"{k}: {v}" for k, v in report.failed.items())
+                         + " (previous models keep serving)")
+        return Reply("Reload: " + ("; ".join(parts) or "nothing to do"), title="Models reloaded",
+                     ok=report.ok)
+
+
+def parse_command(text: str) -> tuple[CommandSpec, list[str]]:
+    """'/predict@MyBot spy' -> (spec, ['spy']). Raises ArgumentError with a usage line."""
+    if not isinstance(text, str):
+        raise ArgumentError("Commands start with /. Try /help.")
+    text = text.strip()
+    if len(text) > MAX_COMMAND_CHARS:
+        raise ArgumentError("That command is too long. Try /help.")
+    if not text.startswith("/"):
+        raise ArgumentError("Commands start with /. Try /help.")
+    parts = text.split()
+    name = parts[0][1:].split("@", 1)[0].lower()
+    spec = COMMANDS_BY_NAME.get(name)
+    if spec is None:
+        shown = re.sub(r"[^a-z0-9_]", "", name)[:32]
+        raise ArgumentError(f"Unknown command /{shown}. Try /help.")
+    args = parts[1:]
+    if len(args) > len(spec.args):
+        raise ArgumentError(f"Usage: {spec.usage}")
+    for arg in args:
+        if not re.fullmatch(r"[A-Za-z0-9.\-]{1,12}", arg):
+            raise ArgumentError(f"Usage: {spec.usage}")
+    return spec, args
+
+
+def parse_threshold(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100") from None
+    if not 0 <= value <= 100 or value != value:
+        raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100")
+    return value
+
+
+def _metric_summary(metrics: dict) -> str:
+    parts = []
+    for name, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        if "auc" in m:
+            parts.append(f"{name} AUC {m['auc']:.3f} Brier {m.get('brier', float('nan')):.3f}")
+        elif "mae_rel" in m:
+            parts.append(f"{name} MAE/naive {m['mae_rel']:.2f}")
+    return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
+
+
+def _safe_store(url: str) -> str:
+    return url if url.startswith("s3://") or "://" not in url else url.split("://", 1)[0] + "://…"
+
+
+def _log_line(r: object) -> str:
+    get = (lambda k: r.get(k)) if isinstance(r, dict) else (lambda k: getattr(r, k, None))
+    as_of = str(get("as_of") or "")[:16].replace("T", " ")
+    outcome = get("first_hit")
+    outcome_r = get("outcome_r")
+    result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
+    return (f"{as_of} {get('symbol')} {str(get('direction') or '').upper()} score {float(get('quality_score') or 0):.0f} "
+            f"win {100 * float(get('win_probability') or 0):.0f}% → {result}")
+
+
+__all__ = ["CommandLayer", "parse_command", "horizon_end", "bar_close_time"]

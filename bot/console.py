@@ -1,0 +1,71 @@
+"""The console transport (the embedded default): commands from standard input, replies on standard
+output, charts saved under STATE_DIR/charts. End of input stops the bot. Same command layer as the
+chats, like Errbot's Text backend."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.reply import Reply, Requester
+from core.types import NY
+
+CONSOLE = Requester(transport="console", chat_id="console", user_id="console")
+
+
+class ConsoleAdapter:
+    def __init__(self, layer, chart_dir: Path, *, stdin: TextIO | None = None, stdout: TextIO | None = None):
+        self.layer = layer
+        self.chart_dir = chart_dir
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+
+    def _print(self, text: str) -> None:
+        self.stdout.write(text + "\n")
+        self.stdout.flush()
+
+    def render(self, reply: Reply, *, prefix: str = "") -> None:
+        lines = []
+        if reply.title:
+            lines.append(f"{prefix}== {reply.title} ==")
+        lines.append(reply.text)
+        if reply.image:
+            path = self._save(reply)
+            lines.append(f"Chart: {path}" if path else "Chart: (could not be saved)")
+        if reply.buttons:
+            lines.append("Buttons: " + " | ".join(f"[{b.label}] {b.data}" for b in reply.buttons))
+        self._print("\n".join(lines))
+
+    def _save(self, reply: Reply) -> Path | None:
+        try:
+            self.chart_dir.mkdir(parents=True, exist_ok=True)
+            stem = Path(reply.image_name).stem
+            path = self.chart_dir / f"{stem}_{datetime.now(NY):%Y%m%d_%H%M%S_%f}.png"
+            path.write_bytes(reply.image or b"")
+            return path
+        except OSError:
+            return None
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        """Alerts for console subscribers are printed."""
+        self.render(reply, prefix="ALERT ")
+
+    async def run(self) -> None:
+        """Read commands until end of input."""
+        interactive = self.stdin.isatty()
+        self._print("tradebot console: type /help (Ctrl-D to quit)")
+        while True:
+            if interactive:
+                self.stdout.write("> ")
+                self.stdout.flush()
+            line = await asyncio.to_thread(self.stdin.readline)
+            if line == "":
+                return
+            line = line.strip()
+            if not line:
+                continue
+            reply = await self.layer.handle(CONSOLE, line)
+            self.render(reply)

@@ -1,0 +1,268 @@
+"""Discord transport: one slash command per CommandSpec, answered as an embed with the chart.
+
+Thin on purpose: each slash command is turned back into command text ("/predict SPY") and given
+to the command layer with the Requester of the channel; the layer decides who may do what
+(a DM has guild_id None). The client runs as a background task in the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from io import BytesIO
+from typing import Any, Protocol
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+
+from bot.command_specs import COMMANDS, ArgSpec, CommandSpec
+from bot.log_redact import install_secret_filter, redact
+from bot.reply import DeliveryError, Reply, Requester
+
+log = logging.getLogger(__name__)
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+APOLOGY = "Sorry, something went wrong. Please try again in a minute."
+
+
+class CommandLayer(Protocol):
+    async def handle(self, requester: Requester, text: str) -> Reply: ...
+
+    async def startup_report(self) -> Reply: ...
+
+
+# What each argument kind becomes as a slash-command option.
+OPTION_TYPES: dict[str, Any] = {
+    "symbol": str,
+    "symbol_or_all": str,
+    "number": app_commands.Range[float, 0, 100],
+    "int": app_commands.Range[int, 1, 50],
+}
+
+CommandRunner = Callable[[Any, CommandSpec, dict[str, Any]], Awaitable[None]]
+
+
+def command_text(spec: CommandSpec, values: dict[str, Any]) -> str:
+    """Slash-command options back to the text the layer parses, in spec order."""
+    parts = [f"/{spec.name}"]
+    for arg in spec.args:
+        value = values.get(arg.name)
+        if value is None:
+            continue
+        parts.append(f"{value:g}" if isinstance(value, float) else str(value).strip())
+    return " ".join(p for p in parts if p)
+
+
+def _make_command(spec: CommandSpec, run: CommandRunner) -> app_commands.Command:
+    async def callback(interaction: discord.Interaction, **values: Any) -> None:
+        await run(interaction, spec, values)
+
+    def param(arg: ArgSpec) -> inspect.Parameter:
+        return inspect.Parameter(
+            arg.name, inspect.Parameter.KEYWORD_ONLY, annotation=OPTION_TYPES[arg.kind],
+            default=inspect.Parameter.empty if arg.required else None,
+        )
+
+    # discord.py reads options from the callback's signature, so give it the spec's one
+    callback.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                           annotation=discord.Interaction), *(param(a) for a in spec.args)])
+    callback.__name__ = callback.__qualname__ = spec.name
+    callback.__discord_app_commands_param_description__ = {  # type: ignore[attr-defined]
+        a.name: a.description for a in spec.args}
+    return app_commands.Command(name=spec.name, description=spec.description[:100], callback=callback)
+
+
+def build_command_tree(client: discord.Client, run: CommandRunner) -> app_commands.CommandTree:
+    tree = app_commands.CommandTree(client)
+    for spec in COMMANDS:
+        tree.add_command(_make_command(spec, run))
+    return tree
+
+
+def render_embed(reply: Reply) -> tuple[discord.Embed, discord.File | None]:
+    """Embed (escaped title and text, green/red) plus the chart as an attachment."""
+    description = discord.utils.escape_markdown(reply.text)
+    if len(description) > DESCRIPTION_LIMIT:
+        description = description[: DESCRIPTION_LIMIT - 1].rstrip("\\") + "…"
+    title = discord.utils.escape_markdown(reply.title)[:TITLE_LIMIT] if reply.title else None
+    embed = discord.Embed(
+        title=title, description=description,
+        colour=discord.Colour.green() if reply.ok else discord.Colour.red(),
+    )
+    file = None
+    if reply.image is not None:
+        file = discord.File(BytesIO(reply.image), filename=reply.image_name)
+        embed.set_image(url=f"attachment://{reply.image_name}")
+    return embed, file
+
+
+def apply_endpoints(api_base_url: str | None, gateway_url: str | None) -> None:
+    """Point discord.py at another REST API / gateway (tests, proxies). Process-wide."""
+    if api_base_url:
+        discord.http.Route.BASE = api_base_url.rstrip("/")
+    if gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class _Client(discord.Client):
+    def __init__(self, on_setup: Callable[[], Awaitable[None]]):
+        intents = discord.Intents.none()
+        intents.guilds = True  # slash commands need no message content
+        super().__init__(intents=intents)
+        self._on_setup = on_setup
+
+    async def setup_hook(self) -> None:
+        await self._on_setup()
+
+
+class DiscordAdapter:
+    def __init__(
+        self,
+        token: str,
+        layer: CommandLayer,
+        *,
+        guild_ids: list[int],
+        api_base_url: str | None = None,
+        gateway_url: str | None = None,
+        reconnect_delay: float = 5.0,
+    ):
+        if not token or not token.strip():
+            raise ValueError("DISCORD_BOT_TOKEN is empty")
+        self._token = token.strip()
+        install_secret_filter([self._token])
+        self._layer = layer
+        self._guild_ids = list(guild_ids)
+        self._api_base_url = api_base_url
+        self._gateway_url = gateway_url
+        self._reconnect_delay = reconnect_delay
+        self.client = _Client(self._sync_commands)
+        self.tree = build_command_tree(self.client, self.run_command)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        """Log in and connect in the background; failures are logged and retried, never raised."""
+        if self._task is not None:
+            return
+        apply_endpoints(self._api_base_url, self._gateway_url)
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="discord-client")
+
+    async def _run(self) -> None:
+        delay = self._reconnect_delay
+        while not self._stopping:
+            try:
+                await self.client.start(self._token, reconnect=True)
+                return  # closed on purpose
+            except asyncio.CancelledError:
+                raise
+            except discord.LoginFailure:
+                log.error("Discord rejected the bot token (LoginFailure); Discord stays offline")
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                log.error("Discord connection failed (%s: %s); retrying in %.0fs",
+                          type(exc).__name__, redact(str(exc)), delay)
+                log.debug("Discord connection failure details", exc_info=True)
+            try:
+                await self.client.close()
+            except Exception as exc:
+                log.debug("discord close after failure: %s", exc)
+            # a closed client cannot log in again (its HTTP connector is gone): start afresh
+            self.client = _Client(self._sync_commands)
+            self.tree = build_command_tree(self.client, self.run_command)
+            await asyncio.sleep(delay)
+            delay = min(300.0, delay * 2)
+
+    async def _sync_commands(self) -> None:
+        """Register the slash commands in every configured guild (instant), else globally."""
+        targets = [discord.Object(id=g) for g in self._guild_ids] or [None]
+        for guild in targets:
+            try:
+                if guild is not None:
+                    self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("Discord: %d slash commands synced to %s", len(synced),
+                         f"guild {guild.id}" if guild else "all guilds (global)")
+            except discord.HTTPException as exc:
+                # a guild that removed the bot must not keep the others offline
+                log.error("Discord: syncing commands to %s failed: %s",
+                          guild.id if guild else "global", exc)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if not self.client.is_closed():
+            await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    # -- incoming
+
+    @staticmethod
+    def requester_for(interaction: Any) -> Requester:
+        user = interaction.user
+        return Requester(
+            transport="discord",
+            chat_id=str(interaction.channel_id),
+            user_id=str(user.id) if user is not None else None,
+            guild_id=str(interaction.guild_id) if interaction.guild_id is not None else None,
+            username=getattr(user, "name", None),
+        )
+
+    async def run_command(self, interaction: Any, spec: CommandSpec, values: dict[str, Any]) -> None:
+        """Defer at once (Discord allows 3 s), ask the layer, answer with embed + chart."""
+        requester = self.requester_for(interaction)
+        await interaction.response.defer(thinking=True)
+        text = command_text(spec, values)
+        try:
+            reply = await self._layer.handle(requester, text)
+        except Exception:
+            log.exception("command /%s from %s failed", spec.name, requester.recipient)
+            reply = Reply(text=APOLOGY, ok=False)
+        embed, file = render_embed(reply)
+        try:
+            if file is not None:
+                await interaction.followup.send(embed=embed, file=file)
+            else:
+                await interaction.followup.send(embed=embed)
+        except discord.HTTPException as exc:
+            log.warning("reply to %s not delivered: %s", requester.recipient, exc)
+
+    # -- outgoing
+
+    async def send(self, channel_id: str, reply: Reply) -> None:
+        """Deliver an alert to a channel. discord.py already waits out REST 429s; Forbidden and
+        NotFound are permanent, other HTTP errors are DeliveryError(permanent=False)."""
+        if self.client.is_closed() or self.client.user is None:
+            raise DeliveryError("Discord adapter is not connected")
+        try:
+            channel = self.client.get_partial_messageable(int(channel_id))
+        except (TypeError, ValueError):
+            raise DeliveryError(f"{channel_id!r} is not a Discord channel id", permanent=True) from None
+        embed, file = render_embed(reply)
+        try:
+            if file is not None:
+                await channel.send(embed=embed, file=file)
+            else:
+                await channel.send(embed=embed)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise DeliveryError(f"Discord send to {channel_id} failed: {exc.status} {exc.text}",
+                                permanent=True) from None
+        except discord.HTTPException as exc:
+            raise DeliveryError(f"Discord send to {channel_id} failed: {exc.status} {exc.text}") from None
+        except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"Discord send to {channel_id} failed: {type(exc).__name__}") from None

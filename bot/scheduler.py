@@ -1,0 +1,53 @@
+"""APScheduler jobs in New York time: model reloads, the store poll, bar-close alert scans, outcome
+scoring, outbox retries and (optionally) the daily training in a worker process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from core.types import NY
+
+if TYPE_CHECKING:
+    from bot.app import BotApp
+
+
+def scan_minutes(bar_minutes: int) -> str:
+    # Bars sit on the session grid from 09:30, so hourly bars close at :30 and shorter ones on the clock.
+    return "30" if bar_minutes == 60 else f"*/{bar_minutes}"
+
+
+def build_scheduler(app: BotApp) -> AsyncIOScheduler:
+    s = app.settings
+    sched = AsyncIOScheduler(timezone=NY, job_defaults={"coalesce": True, "max_instances": 1,
+                                                         "misfire_grace_time": 120})
+    sched.add_job(app.reload_models, CronTrigger(day_of_week="mon-fri", hour=s.reload_at.hour,
+                                                 minute=s.reload_at.minute, timezone=NY),
+                  id="reload", name=f"model reload {s.reload_at:%H:%M} ET Mon-Fri")
+    sched.add_job(app.poll_store, IntervalTrigger(minutes=15, timezone=NY), id="poll",
+                  name="poll latest.json every 15 min")
+    sched.add_job(app.scheduled_scan, CronTrigger(day_of_week="mon-fri", hour="9-16",
+                                                  minute=scan_minutes(s.bar_minutes),
+                                                  second=s.scan_delay_seconds, timezone=NY),
+                  id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
+    sched.add_job(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
+                  name="score predictions whose horizon passed")
+    sched.add_job(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",
+                  name="retry undelivered alerts")
+    if s.train_in_process:
+        sched.add_job(app.train_in_worker, CronTrigger(day_of_week="mon-fri", hour=s.train_at.hour,
+                                                       minute=s.train_at.minute, timezone=NY),
+                      id="train", name=f"training {s.train_at:%H:%M} ET Mon-Fri (worker process)")
+    return sched
+
+
+def describe_jobs(sched: AsyncIOScheduler) -> list[str]:
+    out = []
+    for job in sched.get_jobs():
+        nxt = getattr(job, "next_run_time", None)
+        when = f"{nxt.astimezone(NY):%a %d %b %H:%M:%S} ET" if nxt else "paused"
+        out.append(f"{job.name}: next {when}")
+    return out

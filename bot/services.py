@@ -1,0 +1,58 @@
+"""The composition root: settings -> provider, store, archive, registry, predictor, chart rendering.
+
+The CLI and the bot build their objects here, so there is one place that says what uses what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from charts.levels_chart import render_levels_chart
+from charts.prediction_chart import render_prediction_chart
+from config import Settings
+from core.marketdata import MarketDataProvider, make_provider
+from core.marketdata.archive import BarArchive
+from core.model_registry import ModelRegistry
+from core.predictor import PredictionBundle, Predictor
+from core.store import ModelStore
+from core.types import NY, LevelsReport
+from training.pipeline import open_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    provider: MarketDataProvider
+    store: ModelStore
+    archive: BarArchive
+    registry: ModelRegistry
+    predictor: Predictor
+
+    async def close(self) -> None:
+        await self.provider.close()
+
+    async def prediction_png(self, bundle: PredictionBundle) -> bytes:
+        s = self.settings
+        return await asyncio.to_thread(
+            render_prediction_chart, bundle.prediction, bundle.bars, prev_close=bundle.prev_close,
+            horizon_bars=s.horizon_bars, bar_minutes=s.bar_minutes, threshold=s.alert_threshold,
+        )
+
+    async def levels_png(self, report: LevelsReport) -> bytes:
+        return await asyncio.to_thread(render_levels_chart, report, data_source=self.provider.source)
+
+    def chart_path(self, kind: str, symbol: str, when: datetime) -> Path:
+        folder = self.settings.state_dir / "charts"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{symbol}_{kind}_{when.astimezone(NY):%Y%m%d_%H%M}.png"
+
+
+def build_services(settings: Settings, provider: MarketDataProvider | None = None) -> Services:
+    provider = provider or make_provider(settings)
+    store, archive = open_store(settings)
+    registry = ModelRegistry(store, settings.symbols, settings.timeframe)
+    predictor = Predictor(settings, provider, registry)
+    return Services(settings, provider, store, archive, registry, predictor)

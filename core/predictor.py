@@ -1,0 +1,203 @@
+"""Published models + live data -> one Prediction (and the options levels beside it).
+
+Features of the last CLOSED bar are built by `training.features.build_features`, the same function
+training uses, so live and training features cannot drift apart. Every guard that makes a number
+less trustworthy becomes a sentence in `Prediction.warnings` rather than a silent number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+
+from config import Settings
+from core import calendar
+from core.bar_cache import BarCache
+from core.marketdata import MarketDataProvider
+from core.model_registry import LoadedModel, ModelRegistry
+from core.options import compute_levels
+from core.types import NY, LevelsReport, MarketDataError, Prediction
+from training.features import FEATURE_NAMES, atr, build_features
+
+log = logging.getLogger(__name__)
+MAX_MODEL_AGE_SESSIONS = 3
+LEVELS_TTL_SECONDS = 60.0
+FEATURE_LABELS = {"vix": "VIX", "vix_level": "VIX"}
+
+
+class PredictionError(Exception):
+    """A prediction cannot be made; the message is one short line for the user."""
+
+
+class UnknownSymbol(PredictionError):
+    pass
+
+
+@dataclass
+class PredictionBundle:
+    prediction: Prediction
+    bars: pd.DataFrame  # recent closed bars, today's session last
+    prev_close: float | None
+    levels: LevelsReport | None
+
+
+def bar_close_time(start: pd.Timestamp, bar_minutes: int) -> datetime:
+    """A bar closes bar_minutes after it starts, or at the session close on an early-close day."""
+    close = start.to_pydatetime() + timedelta(minutes=bar_minutes)
+    day = start.date()
+    if calendar.is_session(day):
+        session_close = calendar.session_bounds(day)[1]
+        close = min(close, session_close)
+    return close
+
+
+class Predictor:
+    def __init__(self, settings: Settings, provider: MarketDataProvider, registry: ModelRegistry):
+        self.settings = settings
+        self.provider = provider
+        self.registry = registry
+        self.bars = BarCache(provider, settings.timeframe)
+        self._levels_cache: dict[str, tuple[float, datetime, LevelsReport]] = {}
+
+    def check_symbol(self, symbol: str) -> str:
+        sym = symbol.strip().upper()
+        if sym not in self.settings.symbols:
+            raise UnknownSymbol(f"unknown symbol {symbol[:12]!r}; available: {', '.join(self.settings.symbols)}")
+        return sym
+
+    def _model(self, symbol: str) -> LoadedModel:
+        model = self.registry.get(symbol)
+        if model is None:
+            raise PredictionError(f"no published model for {symbol} {self.settings.timeframe}: run `tradebot train`")
+        return model
+
+    async def levels(self, symbol: str, *, now: datetime | None = None) -> LevelsReport:
+        """Gamma/vanna levels from the live chain, cached briefly because chains are many requests."""
+        symbol = self.check_symbol(symbol)
+        now = now or self.provider.now()
+        cached = self._levels_cache.get(symbol)
+        if cached and time.monotonic() - cached[0] < LEVELS_TTL_SECONDS and cached[1] == now.replace(
+                second=0, microsecond=0):
+            return cached[2]
+        quotes = await self.provider.get_quotes([symbol])
+        quote = quotes.get(symbol)
+        if quote is None or quote.last is None or not math.isfinite(quote.last):
+            raise MarketDataError(f"no quote for {symbol}")
+        expirations = await self.provider.get_expirations(symbol)
+        horizon = now.astimezone(NY).date() + timedelta(days=self.settings.levels_max_dte)
+        today = now.astimezone(NY).date()
+        wanted = [d for d in expirations if today <= d <= horizon]
+        chains = await asyncio.gather(*(self.provider.get_chain(symbol, d) for d in wanted))
+        contracts = [c for chain in chains for c in chain]
+        report = await asyncio.to_thread(
+            compute_levels, symbol, float(quote.last), contracts, now,
+            convention=self.settings.dealer_convention, max_dte=self.settings.levels_max_dte,
+        )
+        self._levels_cache[symbol] = (time.monotonic(), now.replace(second=0, microsecond=0), report)
+        return report
+
+    async def predict(self, symbol: str, *, now: datetime | None = None,
+                      with_levels: bool = True) -> PredictionBundle:
+        symbol = self.check_symbol(symbol)
+        model = self._model(symbol)
+        now = now or self.provider.now()
+        bars = await self.bars.get(symbol, now)
+        if bars.empty:
+            raise MarketDataError(f"no bars for {symbol}")
+        levels: LevelsReport | None = None
+        warnings: list[str] = []
+        if with_levels:
+            try:
+                levels = await self.levels(symbol, now=now)
+            except MarketDataError as exc:
+                warnings.append(f"option chain unavailable ({exc}): levels missing")
+            except Exception as exc:  # levels are extras: scores must still be given
+                log.exception("levels failed for %s", symbol)
+                warnings.append(f"options levels failed ({type(exc).__name__}): levels missing")
+        prediction = await asyncio.to_thread(self._score, symbol, model, bars, now, levels, warnings)
+        return PredictionBundle(prediction, bars, _prev_close(bars), levels)
+
+    def _score(self, symbol: str, model: LoadedModel, bars: pd.DataFrame, now: datetime,
+               levels: LevelsReport | None, warnings: list[str]) -> Prediction:
+        s = self.settings
+        features = build_features(bars, s.bar_minutes)
+        last = features.iloc[[-1]][FEATURE_NAMES]
+        out = model.models.predict(last).iloc[0]
+        price = float(bars["close"].iloc[-1])
+        atr_now = float(atr(bars).iloc[-1])
+        if not math.isfinite(atr_now) or atr_now <= 0:
+            atr_now = float((bars["high"] - bars["low"]).tail(14).mean())
+        long_better = (out["quality_long"], out["win_long"]) >= (out["quality_short"], out["win_short"])
+        direction = "long" if long_better else "short"
+        side = 1.0 if long_better else -1.0
+        quality = float(out["quality_long"] if long_better else out["quality_short"])
+        win = float(out["win_long"] if long_better else out["win_short"])
+        as_of = bar_close_time(bars.index[-1], s.bar_minutes)
+        vix = float(bars["vix"].iloc[-1]) if math.isfinite(bars["vix"].iloc[-1]) else None
+
+        warnings = list(warnings) + self._guards(model, last, now, as_of)
+        support = levels.vanna_support if levels else []
+        resistance = levels.vanna_resistance if levels else []
+        return Prediction(
+            symbol=symbol, as_of=as_of, price=price, vix=vix, direction=direction,
+            quality_score=round(100.0 * min(max(quality, 0.0), 1.0), 1),
+            win_probability=min(max(win, 0.0), 1.0),
+            predicted_high=price * (1.0 + max(float(out["fut_high_ret"]), 0.0)),
+            predicted_low=price * (1.0 + min(float(out["fut_low_ret"]), 0.0)),
+            target=price + side * s.target_atr * atr_now,
+            stop=price - side * s.stop_atr * atr_now,
+            vanna_support=support, vanna_resistance=resistance,
+            call_wall=levels.call_wall if levels else None,
+            put_wall=levels.put_wall if levels else None,
+            zero_gamma=levels.zero_gamma if levels else None,
+            model_version=model.version,
+            model_trained_at=model.manifest.get("trained_at", ""),
+            data_source=self.provider.source,
+            warnings=warnings,
+        )
+
+    def _guards(self, model: LoadedModel, last: pd.DataFrame, now: datetime, as_of: datetime) -> list[str]:
+        s = self.settings
+        out: list[str] = []
+        age = calendar.trading_days_between(model.trained_at, now)
+        if age > MAX_MODEL_AGE_SESSIONS:
+            out.append(f"model is {age} trading days old (trained {model.trained_at:%Y-%m-%d}); retrain")
+        if calendar.is_open(now):
+            lag = (now - as_of).total_seconds() / 60.0
+            if lag > 2 * s.bar_minutes:
+                out.append(f"last bar is {lag:.0f} minutes old: data may be delayed")
+        else:
+            out.append(f"market closed: prediction as of the last close ({as_of.astimezone(NY):%a %d %b %H:%M} ET)")
+        out.extend(_range_warnings(model.manifest.get("feature_ranges") or {}, last))
+        return out
+
+
+def _range_warnings(ranges: dict, last: pd.DataFrame, limit: int = 3) -> list[str]:
+    out = []
+    for name, bounds in ranges.items():
+        if name not in last.columns or not isinstance(bounds, list | tuple) or len(bounds) != 2:
+            continue
+        value = float(last[name].iloc[0])
+        lo, hi = float(bounds[0]), float(bounds[1])
+        if not math.isfinite(value):
+            continue
+        if value < lo or value > hi:
+            label = FEATURE_LABELS.get(name, name)
+            where = "above" if value > hi else "below"
+            out.append(f"low confidence: {label} {value:.3g} {where} its training range [{lo:.3g}, {hi:.3g}]")
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _prev_close(bars: pd.DataFrame) -> float | None:
+    days = bars.index.date
+    last_day: date = days[-1]
+    earlier = bars[days < last_day]
+    return None if earlier.empty else float(earlier["close"].iloc[-1])

@@ -1,0 +1,79 @@
+"""The market clock against the NYSE calendar: holidays, half days and daylight-saving Sundays."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import pytest
+
+from bot.scheduler import scan_minutes
+from core import calendar
+from core.types import NY
+
+
+def at(d: str, hm: str) -> datetime:
+    return datetime.combine(date.fromisoformat(d), time.fromisoformat(hm), NY)
+
+
+@pytest.mark.parametrize(
+    ("when", "is_open"),
+    [
+        (at("2026-11-24", "09:29"), False),
+        (at("2026-11-24", "09:30"), True),
+        (at("2026-11-24", "15:59"), True),
+        (at("2026-11-24", "16:00"), False),
+        (at("2026-11-26", "11:00"), False),  # Thanksgiving
+        (at("2026-11-27", "12:55"), True),  # the half day after it
+        (at("2026-11-27", "13:00"), False),
+        (at("2026-12-24", "12:30"), True),  # Christmas Eve: early close
+        (at("2026-12-24", "13:30"), False),
+        (at("2026-12-25", "11:00"), False),
+        (at("2026-04-03", "11:00"), False),  # Good Friday 2026
+        (at("2026-06-19", "11:00"), False),  # Juneteenth
+        (at("2026-03-08", "11:00"), False),  # Sunday DST starts
+        (at("2026-03-09", "09:30"), True),  # Monday after: 13:30 UTC
+        (at("2026-11-01", "11:00"), False),  # Sunday DST ends
+        (at("2026-11-02", "09:30"), True),  # 14:30 UTC
+    ],
+)
+def test_is_open(when, is_open):
+    assert calendar.is_open(when) is is_open
+
+
+def test_utc_open_shifts_with_dst():
+    edt_open, _ = calendar.session_bounds(date(2026, 3, 9))
+    est_open, _ = calendar.session_bounds(date(2026, 3, 6))
+    assert edt_open.utcoffset() != est_open.utcoffset()
+    assert edt_open.time() == est_open.time() == time(9, 30)
+
+
+def test_half_day_bars():
+    assert len(calendar.bar_closes(date(2026, 11, 27), 5)) == 42
+    assert len(calendar.bar_closes(date(2026, 11, 24), 5)) == 78
+    assert calendar.bar_closes(date(2026, 11, 27), 60)[-1].time() == time(13, 0)
+
+
+def test_next_open_skips_holiday_weekend():
+    assert calendar.next_open(at("2026-11-25", "17:00")) == at("2026-11-27", "09:30")
+    assert calendar.next_open(at("2026-12-24", "14:00")) == at("2026-12-28", "09:30")
+
+
+def test_scan_minutes():
+    assert scan_minutes(5) == "*/5" and scan_minutes(15) == "*/15" and scan_minutes(60) == "30"
+
+
+def test_scheduled_scan_fires_only_in_session():
+    """Walk APScheduler's own trigger over a holiday week and check every fire time is in a session."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trig = CronTrigger(day_of_week="mon-fri", hour="9-16", minute="*/5", second=20, timezone=NY)
+    end = at("2026-11-28", "00:00")
+    fires = []
+    t = trig.get_next_fire_time(None, at("2026-11-23", "00:00"))
+    while t < end:
+        fires.append(t)
+        t = trig.get_next_fire_time(t, t.replace(microsecond=1))
+    in_session = [f for f in fires if calendar.is_open(f)]
+    # Mon-Wed full sessions (78 bar closes each), Thanksgiving none, Friday's half day 42.
+    assert len(in_session) == 3 * 78 + 42
+    assert not [f for f in in_session if f.date() == date(2026, 11, 26)]

@@ -1,0 +1,179 @@
+"""ModelSet: fit, calibrated predictions, file round trip without pickle, feature-list checks; the
+publish gate."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.fakes.synthetic_bars import planted_pattern_bars
+from training.features import FEATURE_NAMES, atr, build_features
+from training.gate import check_gate
+from training.labels import LabelParams, build_labels
+from training.models import (
+    CALIBRATION_FILE,
+    MODEL_FILES,
+    PREDICTION_COLUMNS,
+    Calibrator,
+    ModelFormatError,
+    ModelSet,
+    TrainingDataError,
+)
+
+PARAMS = LabelParams()
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    bars = planted_pattern_bars(n_sessions=60, bar_minutes=5, seed=8)
+    return build_features(bars, 5), build_labels(bars, PARAMS, atr(bars))
+
+
+@pytest.fixture(scope="module")
+def models(data: tuple[pd.DataFrame, pd.DataFrame]) -> ModelSet:
+    features, labels = data
+    return ModelSet.fit(features, labels, PARAMS, seed=0, num_trees=40)
+
+
+def manifest_for(m: ModelSet) -> dict:
+    return {"feature_names": list(FEATURE_NAMES), "label_params": PARAMS.to_dict(),
+            "feature_ranges": m.feature_ranges()}
+
+
+def test_predictions_are_calibrated_probabilities(models: ModelSet, data) -> None:
+    features, labels = data
+    pred = models.predict(features)
+    assert list(pred.columns) == PREDICTION_COLUMNS
+    assert pred.index.equals(features.index)
+    probs = pred[["win_long", "win_short", "quality_long", "quality_short"]].to_numpy()
+    assert np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all()
+    assert set(models.boosters) == {"future_high", "future_low", "profit_target", "trade_quality"}
+    assert all(c.kind == "isotonic" for c in models.calibrators.values())
+    # the regressors know which way the excursions point
+    assert (pred["fut_high_ret"].median() > 0) and (pred["fut_low_ret"].median() < 0)
+
+
+def test_round_trip_gives_identical_predictions(models: ModelSet, data) -> None:
+    features, _ = data
+    files = models.to_files()
+    assert set(files) >= set(MODEL_FILES.values()) | {CALIBRATION_FILE}
+    json.loads(files[CALIBRATION_FILE])
+    loaded = ModelSet.from_files(dict(files), manifest_for(models))
+    pd.testing.assert_frame_equal(loaded.predict(features), models.predict(features), check_exact=True)
+    assert loaded.feature_ranges() == models.feature_ranges()
+    assert loaded.params == PARAMS
+
+
+def test_feature_list_mismatch_is_refused(models: ModelSet) -> None:
+    files = models.to_files()
+    swapped = list(FEATURE_NAMES)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(ModelFormatError, match="feature #0"):
+        ModelSet.from_files(files, {"feature_names": swapped})
+    with pytest.raises(ModelFormatError, match="features"):
+        ModelSet.from_files(files, {"feature_names": FEATURE_NAMES[:-1]})
+    renamed = dict(files)
+    name = MODEL_FILES["trade_quality"]
+    renamed[name] = files[name].decode().replace("rsi_14", "rsi_15").encode()
+    with pytest.raises(ModelFormatError, match="rsi_15"):
+        ModelSet.from_files(renamed, {"feature_names": FEATURE_NAMES})
+    missing = {k: v for k, v in files.items() if k != MODEL_FILES["future_low"]}
+    with pytest.raises(ModelFormatError, match="missing"):
+        ModelSet.from_files(missing, {"feature_names": FEATURE_NAMES})
+    broken = dict(files)
+    broken[CALIBRATION_FILE] = b"{not json"
+    with pytest.raises(ModelFormatError, match="JSON"):
+        ModelSet.from_files(broken, {"feature_names": FEATURE_NAMES})
+
+
+def test_predict_refuses_a_frame_without_the_features(models: ModelSet, data) -> None:
+    features, _ = data
+    with pytest.raises(ModelFormatError, match="vix"):
+        models.predict(features.drop(columns=["vix"]))
+
+
+def test_feature_ranges_flag_outliers(models: ModelSet, data) -> None:
+    features, _ = data
+    ranges = models.feature_ranges()
+    assert list(ranges) == FEATURE_NAMES
+    assert all(lo <= hi for lo, hi in ranges.values())
+    row = features.iloc[[-1]].copy()
+    assert "vix" not in models.out_of_range(row)
+    row["vix"] = 1e6
+    assert "vix" in models.out_of_range(row)
+
+
+def test_calibrator_is_monotone_and_round_trips() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 1, 5000)
+    outcome = (rng.uniform(0, 1, 5000) < raw**2).astype(float)
+    cal = Calibrator.fit(raw, outcome)
+    grid = np.linspace(0, 1, 101)
+    out = cal.apply(grid)
+    assert np.all(np.diff(out) >= 0)
+    assert out[50] == pytest.approx(0.25, abs=0.06)
+    again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert np.array_equal(again.apply(grid), out)
+    assert Calibrator.fit(raw[:10], outcome[:10]).kind == "identity"
+
+
+def test_too_little_data_is_a_clear_error(data) -> None:
+    features, labels = data
+    with pytest.raises(TrainingDataError, match="rows"):
+        ModelSet.fit(features.iloc[:150], labels.iloc[:150], PARAMS, num_trees=5)
+
+
+def test_training_code_never_imports_pickle() -> None:
+    root = Path(__file__).resolve().parents[1] / "training"
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert name.split(".")[0] not in {"pickle", "joblib", "cloudpickle", "dill"}, path
+
+
+# ---- publish gate ---------------------------------------------------------------------------------
+
+def metrics(auc: float = 0.6, brier: float = 0.24, rel: float = 0.95) -> dict:
+    return {
+        "profit_target": {"auc": auc, "brier": brier},
+        "trade_quality": {"auc": auc, "brier": brier},
+        "future_high": {"relative_mae": rel},
+        "future_low": {"relative_mae": rel},
+    }
+
+
+def test_gate_passes_without_a_published_set_or_within_margin() -> None:
+    assert check_gate(metrics(), None, 0.02) == (True, [])
+    assert check_gate(metrics(auc=0.59, brier=0.25, rel=0.96), metrics(), 0.02) == (True, [])
+
+
+def test_gate_refuses_clearly_worse_metrics_and_names_them() -> None:
+    new = metrics()
+    new["trade_quality"]["auc"] = 0.541
+    new["profit_target"]["brier"] = 0.30
+    new["future_low"]["relative_mae"] = 1.2
+    old = metrics()
+    old["trade_quality"]["auc"] = 0.602
+    ok, reasons = check_gate(new, old, 0.02)
+    assert not ok
+    assert "trade_quality AUC 0.541 < published 0.602 - 0.02" in reasons
+    assert any(r.startswith("profit_target Brier 0.300 > published 0.240") for r in reasons)
+    assert any(r.startswith("future_low relative MAE") for r in reasons)
+    assert len(reasons) == 3
+
+
+def test_gate_refuses_a_metric_that_could_not_be_computed() -> None:
+    new = metrics()
+    new["profit_target"]["auc"] = None
+    ok, reasons = check_gate(new, metrics(), 0.02)
+    assert not ok and "profit_target AUC could not be computed" in reasons[0]

@@ -1,0 +1,71 @@
+"""`tradebot backtest`: replay the walk-forward out-of-sample predictions over the available bars and
+report what following the alerts would have done. Always reports, even when the answer is no edge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from config import Settings
+from core.marketdata import make_provider
+from training.features import atr, build_features
+from training.labels import build_labels
+from training.pipeline import label_params, load_training_bars, open_store
+from training.walkforward import evaluate_walk_forward
+
+
+def format_backtest(report: dict, *, symbol: str, data_source: str) -> str:
+    lines = []
+    if data_source == "simulated":
+        lines.append("[SIMULATED DATA: not real market prices]")
+    lines.append(f"{symbol} walk-forward backtest (out-of-sample predictions only)")
+    for key in ("period", "predictions", "alerts", "hit_rate", "avg_r", "total_r", "verdict"):
+        if key in report:
+            val = report[key]
+            lines.append(f"  {key.replace('_', ' ')}: {val:.3f}" if isinstance(val, float) else
+                         f"  {key.replace('_', ' ')}: {val}")
+    cal = report.get("calibration") or []
+    if cal:
+        lines.append("  calibration (predicted vs realised win rate):")
+        for row in cal:
+            lines.append("    " + "  ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+    return "\n".join(lines)
+
+
+async def run_symbol_backtest(settings: Settings, symbol: str, *, chart: Path | None, as_json: bool) -> int:
+    import sys
+
+    from training.backtest import run_backtest
+
+    provider = make_provider(settings)
+    try:
+        _, archive = open_store(settings)
+        now = provider.now()
+        bars = await load_training_bars(settings, provider, archive, symbol, now,
+                                        lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        await provider.close()
+    params = label_params(settings)
+
+    def compute() -> dict:
+        features = build_features(bars, settings.bar_minutes)
+        labels = build_labels(bars, params, atr(bars))
+        wf = evaluate_walk_forward(features, labels, params)
+        return run_backtest(wf.oos, labels, threshold=settings.alert_threshold)
+
+    report = await asyncio.to_thread(compute)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        print(format_backtest(report, symbol=symbol, data_source=provider.source))
+    if chart is not None:
+        from charts.backtest_chart import render_backtest_chart
+
+        png = render_backtest_chart(report.get("calibration", []), report.get("equity_curve", []),
+                                    title=f"{symbol} walk-forward backtest", data_source=provider.source)
+        chart.parent.mkdir(parents=True, exist_ok=True)
+        chart.write_bytes(png)
+        print(f"Chart: {chart}")
+    return 0

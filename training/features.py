@@ -1,0 +1,174 @@
+"""Model inputs from a bar frame. The same function serves training and live prediction.
+
+Every feature of bar t is computed from bars at or before t only (rolling windows, backward shifts and
+per-session cumulative sums), so cutting the frame at t leaves the rows up to t unchanged; the tests
+check exactly that. Missing history gives NaN, which LightGBM treats as "unknown".
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+
+from core import calendar
+
+FEATURE_NAMES: list[str] = [
+    "ret_1", "ret_3", "ret_6", "ret_12",
+    "rvol_12", "rvol_48",
+    "atr_14", "atr_pct",
+    "rsi_14",
+    "vwap_dist_atr",
+    "or_pos",
+    "minutes_since_open",
+    "gap",
+    "prev_high_dist_atr", "prev_low_dist_atr",
+    "rel_volume",
+    "vix", "vix_chg_1", "vix_chg_12", "vix_chg_prev_close", "vix_pct",
+]
+
+ATR_BARS = 14
+RSI_BARS = 14
+OPENING_RANGE_MINUTES = 30
+REL_VOLUME_SESSIONS = 20
+VIX_PCT_SESSIONS = 20
+SESSION_MINUTES = 390
+
+
+class FeatureError(ValueError):
+    """The bar frame cannot be turned into features (missing columns, bad timeframe)."""
+
+
+def _check(bars: pd.DataFrame, bar_minutes: int) -> None:
+    missing = [c for c in ("open", "high", "low", "close", "volume") if c not in bars.columns]
+    if missing:
+        raise FeatureError(f"bar frame lacks columns: {', '.join(missing)}")
+    if bar_minutes not in (5, 15, 60):
+        raise FeatureError(f"bar_minutes must be 5, 15 or 60, not {bar_minutes}")
+    if not isinstance(bars.index, pd.DatetimeIndex) or bars.index.tz is None:
+        raise FeatureError("bar frame index must be a tz-aware DatetimeIndex")
+    if not bars.index.is_monotonic_increasing:
+        raise FeatureError("bar frame index must be sorted")
+
+
+def true_range(bars: pd.DataFrame) -> pd.Series:
+    prev_close = bars["close"].shift(1)
+    hl = bars["high"] - bars["low"]
+    hc = (bars["high"] - prev_close).abs()
+    lc = (bars["low"] - prev_close).abs()
+    # The first bar has no previous close; its high-low range is the honest true range.
+    return pd.concat([hl, hc, lc], axis=1).max(axis=1)
+
+
+def atr(bars: pd.DataFrame, n: int = ATR_BARS) -> pd.Series:
+    """Average true range over the last n bars (simple mean; NaN until n bars exist)."""
+    return true_range(bars).rolling(n, min_periods=n).mean().rename("atr")
+
+
+def _session_opens(days: np.ndarray, first_bar: pd.Series) -> dict[date, datetime]:
+    # The calendar open, so a missing first bar does not shift the clock; a non-session day
+    # (odd CSV data) falls back to its first bar.
+    out = {}
+    for d in days:
+        out[d] = calendar.session_bounds(d)[0] if calendar.is_session(d) else first_bar[d].to_pydatetime()
+    return out
+
+
+def _rsi(close: pd.Series, n: int) -> pd.Series:
+    delta = close.diff()
+    up = delta.clip(lower=0).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
+    down = (-delta.clip(upper=0)).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
+    total = up + down
+    # A flat stretch (no moves at all) is neutral, not undefined.
+    return (100 * up / total).mask(total == 0, 50.0)
+
+
+def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> pd.Series:
+    """Volume over the mean volume of the same minute-of-session in the previous sessions."""
+    frame = pd.DataFrame({"day": day, "slot": slot.to_numpy(), "volume": volume.to_numpy()})
+    table = frame.pivot_table(index="day", columns="slot", values="volume", aggfunc="last")
+    past = table.shift(1).rolling(REL_VOLUME_SESSIONS, min_periods=5).mean()
+    lookup = past.stack().rename("mean")
+    keys = pd.MultiIndex.from_arrays([frame["day"], frame["slot"]])
+    mean = lookup.reindex(keys).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = volume.to_numpy() / mean
+    rel[~np.isfinite(rel)] = np.nan
+    return pd.Series(rel, index=volume.index)
+
+
+def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
+    """One row per bar, columns FEATURE_NAMES in that order; row t uses bars <= t only."""
+    _check(bars, bar_minutes)
+    idx = bars.index
+    close, high, low = bars["close"], bars["high"], bars["low"]
+    volume = bars["volume"].fillna(0.0)
+    vix = bars["vix"] if "vix" in bars.columns else pd.Series(np.nan, index=idx)
+    if len(bars) == 0:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in FEATURE_NAMES}, index=idx)
+    out = pd.DataFrame(index=idx)
+
+    day = pd.Index(idx.date, name="day")
+    day_s = pd.Series(day, index=idx)
+    first_bar = pd.Series(idx, index=idx).groupby(day).first()
+    opens = _session_opens(first_bar.index.to_numpy(), first_bar)
+    session_open = pd.DatetimeIndex(day_s.map(opens).to_numpy()).tz_convert(idx.tz)
+    since_open_start = (idx - session_open).total_seconds().to_numpy() / 60.0
+
+    for k in (1, 3, 6, 12):
+        out[f"ret_{k}"] = close / close.shift(k) - 1.0
+    logret = np.log(close / close.shift(1))
+    out["rvol_12"] = logret.rolling(12, min_periods=12).std()
+    out["rvol_48"] = logret.rolling(48, min_periods=48).std()
+    a = atr(bars)
+    safe_atr = a.where(a > 0)
+    out["atr_14"] = a
+    out["atr_pct"] = a / close
+    out["rsi_14"] = _rsi(close, RSI_BARS)
+
+    by_day = pd.Series(day, index=idx)
+    typical = (high + low + close) / 3.0
+    cum_pv = (typical * volume).groupby(by_day).cumsum()
+    cum_v = volume.groupby(by_day).cumsum()
+    vwap = (cum_pv / cum_v).where(cum_v > 0)
+    out["vwap_dist_atr"] = (close - vwap) / safe_atr
+
+    # Opening range: bars starting within the first 30 minutes; known once the last of them closes.
+    in_range = since_open_start < OPENING_RANGE_MINUTES
+    range_done = since_open_start + bar_minutes >= OPENING_RANGE_MINUTES
+    # Every opening-range bar starts no later than the first bar for which range_done holds, so the
+    # whole-day aggregate is causal once masked by range_done.
+    or_high = by_day.map(high.where(in_range).groupby(by_day).max())
+    or_low = by_day.map(low.where(in_range).groupby(by_day).min())
+    width = (or_high - or_low).where(lambda w: w > 0)
+    out["or_pos"] = ((close - or_low) / width).where(range_done)
+
+    out["minutes_since_open"] = since_open_start + bar_minutes
+
+    # Prior-session values, aligned to every bar of the following session.
+    daily = pd.DataFrame({
+        "open": bars["open"].groupby(by_day).first(),
+        "close": close.groupby(by_day).last(),
+        "high": high.groupby(by_day).max(),
+        "low": low.groupby(by_day).min(),
+        "vix_close": vix.groupby(by_day).last(),
+    })
+    prev = daily.shift(1)
+    prev_close = by_day.map(prev["close"])
+    out["gap"] = by_day.map(daily["open"]) / prev_close - 1.0
+    out["prev_high_dist_atr"] = (close - by_day.map(prev["high"])) / safe_atr
+    out["prev_low_dist_atr"] = (close - by_day.map(prev["low"])) / safe_atr
+
+    slot = pd.Series(np.round(since_open_start).astype(np.int64), index=idx)
+    out["rel_volume"] = _rel_volume(volume, day, slot)
+
+    out["vix"] = vix
+    out["vix_chg_1"] = vix - vix.shift(1)
+    out["vix_chg_12"] = vix - vix.shift(12)
+    out["vix_chg_prev_close"] = vix - by_day.map(prev["vix_close"])
+    window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
+    out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
+
+    result = out[FEATURE_NAMES].astype("float64")
+    return result.replace([np.inf, -np.inf], np.nan)

@@ -1,0 +1,186 @@
+"""`tradebot train`: bars -> features + labels -> walk-forward evaluation -> publish gate -> final fit
+-> versioned model set in the store. One symbol at a time; every long step reports progress."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+
+import pandas as pd
+
+from config import Settings
+from core import calendar
+from core.marketdata import MarketDataProvider, make_provider
+from core.marketdata.archive import BarArchive
+from core.store import ModelNotFound, ModelStore, open_blob_store
+from core.types import NY, MarketDataError
+from training.features import FEATURE_NAMES, atr, build_features
+from training.gate import check_gate
+from training.labels import LabelParams, build_labels
+from training.models import ModelSet
+from training.walkforward import evaluate_walk_forward
+
+Progress = Callable[[str], None]
+MIN_SESSIONS = 20  # below this a walk-forward with 4 purged folds says nothing useful
+PACKAGES = ("lightgbm", "scikit-learn", "pandas", "numpy")
+
+
+@dataclass
+class TrainResult:
+    symbol: str
+    timeframe: str
+    published: bool
+    version: str | None
+    metrics: dict
+    window: dict
+    data_source: str
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def label_params(settings: Settings) -> LabelParams:
+    return LabelParams(
+        horizon_bars=settings.horizon_bars,
+        target_atr=settings.target_atr,
+        stop_atr=settings.stop_atr,
+        quality_r=settings.quality_r,
+        min_move_atr=settings.quality_min_move_atr,
+    )
+
+
+def open_store(settings: Settings) -> tuple[ModelStore, BarArchive]:
+    blobs = open_blob_store(settings.model_store, settings.s3_endpoint_url)
+    return ModelStore(blobs, keep=settings.keep_versions), BarArchive(blobs, settings.state_dir / "archive")
+
+
+def _package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+async def load_training_bars(
+    settings: Settings, provider: MarketDataProvider, archive: BarArchive, symbol: str,
+    now: datetime, progress: Progress,
+) -> pd.DataFrame:
+    """Up to TRAIN_DAYS sessions of bars. Tradier's short history is extended through the archive;
+    simulated and CSV data are read whole from the provider, and never archived, so a switch to live
+    data later cannot mix made-up bars into the real history."""
+    sessions = calendar.sessions_between((now - timedelta(days=int(settings.train_days * 1.6) + 10)).date(),
+                                         now.astimezone(NY).date())
+    wanted = sessions[-settings.train_days:] if sessions else []
+    start = datetime.combine(wanted[0], datetime.min.time(), NY) if wanted else now - timedelta(days=1)
+    if provider.source == "tradier":
+        added = await archive.update(provider, symbol, settings.timeframe, now, settings.train_days,
+                                     progress=progress)
+        progress(f"{symbol}: archive +{added} new bars")
+        return await asyncio.to_thread(archive.load, symbol, settings.timeframe, start, now)
+    progress(f"{symbol}: reading {len(wanted)} sessions of {settings.timeframe} bars ({provider.source})")
+    return await provider.get_bars(symbol, start, now, settings.timeframe)
+
+
+def _window(bars: pd.DataFrame) -> dict:
+    sessions = pd.Index(bars.index.date).unique()
+    return {
+        "start": bars.index[0].isoformat(),
+        "end": bars.index[-1].isoformat(),
+        "sessions": int(len(sessions)),
+        "bars": int(len(bars)),
+    }
+
+
+def _published_metrics(store: ModelStore, symbol: str, timeframe: str) -> dict | None:
+    try:
+        return store.load(symbol, timeframe).manifest.get("metrics")
+    except ModelNotFound:
+        return None
+
+
+def train_on_bars(
+    settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str, progress: Progress
+) -> tuple[ModelSet, dict, dict]:
+    """CPU part, no I/O: returns the final model set, its walk-forward metrics and the manifest body."""
+    params = label_params(settings)
+    progress(f"{symbol}: building features and labels on {len(bars):,} bars")
+    features = build_features(bars, settings.bar_minutes)
+    labels = build_labels(bars, params, atr(bars))
+    progress(f"{symbol}: purged walk-forward evaluation")
+    wf = evaluate_walk_forward(features, labels, params)
+    progress(f"{symbol}: final fit on all data")
+    models = ModelSet.fit(features, labels, params)
+    manifest = {
+        "symbol": symbol,
+        "timeframe": settings.timeframe,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_window": _window(bars),
+        "data_source": data_source,
+        "feature_names": list(FEATURE_NAMES),
+        "label_params": params.to_dict(),
+        "metrics": wf.metrics,
+        "feature_ranges": models.feature_ranges(),
+        "package_versions": _package_versions(),
+    }
+    return models, wf.metrics, manifest
+
+
+async def train_symbols(
+    settings: Settings,
+    *,
+    symbols: list[str] | None = None,
+    force: bool = False,
+    progress: Progress = print,
+    provider: MarketDataProvider | None = None,
+    now: datetime | None = None,
+) -> list[TrainResult]:
+    store, archive = open_store(settings)
+    own_provider = provider is None
+    provider = provider or make_provider(settings)
+    now = now or provider.now()
+    results = []
+    try:
+        for symbol in symbols or settings.symbols:
+            results.append(await _train_one(settings, store, archive, provider, symbol, force, now, progress))
+    finally:
+        if own_provider:
+            await provider.close()
+    return results
+
+
+async def _train_one(
+    settings: Settings, store: ModelStore, archive: BarArchive, provider: MarketDataProvider,
+    symbol: str, force: bool, now: datetime, progress: Progress,
+) -> TrainResult:
+    tf = settings.timeframe
+    warnings: list[str] = []
+    try:
+        bars = await load_training_bars(settings, provider, archive, symbol, now, progress)
+    except MarketDataError as exc:
+        return TrainResult(symbol, tf, False, None, {}, {}, provider.source, [f"market data: {exc}"])
+    window = _window(bars) if len(bars) else {"sessions": 0, "bars": 0}
+    if window["sessions"] < settings.train_days:
+        warnings.append(f"only {window['sessions']} of TRAIN_DAYS={settings.train_days} sessions available; "
+                        "training on what there is")
+        progress(f"{symbol}: {warnings[-1]}")
+    if window["sessions"] < MIN_SESSIONS:
+        return TrainResult(symbol, tf, False, None, {}, window, provider.source,
+                           [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)
+    models, metrics, manifest = await asyncio.to_thread(
+        train_on_bars, settings, bars, symbol, provider.source, progress
+    )
+    manifest["warnings"] = warnings
+    ok, reasons = check_gate(metrics, _published_metrics(store, symbol, tf), settings.publish_margin)
+    if not ok and not force:
+        progress(f"{symbol}: not published: " + "; ".join(reasons))
+        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings)
+    version = await asyncio.to_thread(store.publish, symbol, tf, models.to_files(), manifest)
+    progress(f"{symbol}: published version {version}")
+    return TrainResult(symbol, tf, True, version, metrics, window, provider.source,
+                       reasons if not ok else [], warnings)

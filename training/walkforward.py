@@ -1,0 +1,155 @@
+"""Purged walk-forward evaluation: expanding training windows, each tested on the next block of time.
+
+The bars are cut into n_folds + 1 consecutive blocks; fold i trains on blocks 0..i and is scored on
+block i+1. Training rows within `purge` bars of the test block are dropped (purge = horizon + 1 bars),
+so no training label window reaches a test row. Only complete-label rows are trained on or scored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+from training.labels import LabelParams
+from training.models import CLASSIFIERS, NUM_TREES, REGRESSORS, ModelSet, usable_rows
+
+MIN_FOLDS = 4
+ALERT_PROBABILITY = 0.8
+BASELINE_SESSIONS = 20
+
+
+class WalkForwardError(ValueError):
+    """Too little data for the requested folds."""
+
+
+@dataclass
+class Fold:
+    train_positions: np.ndarray  # bar positions (0..n-1) in the feature frame
+    test_positions: np.ndarray
+
+    def describe(self, index: pd.DatetimeIndex) -> dict:
+        return {
+            "train_start": index[self.train_positions[0]].isoformat(),
+            "train_end": index[self.train_positions[-1]].isoformat(),
+            "test_start": index[self.test_positions[0]].isoformat(),
+            "test_end": index[self.test_positions[-1]].isoformat(),
+            "n_train": int(len(self.train_positions)),
+            "n_test": int(len(self.test_positions)),
+        }
+
+
+@dataclass
+class WalkForwardResult:
+    metrics: dict  # JSON-serialisable
+    oos: pd.DataFrame  # out-of-sample predictions (PREDICTION_COLUMNS + fold), index = bar time
+    folds: list[Fold]
+
+
+def purge_bars(params: LabelParams) -> int:
+    return params.horizon_bars + 1
+
+
+def make_folds(n_bars: int, usable: np.ndarray, n_folds: int, purge: int) -> list[Fold]:
+    """Expanding folds over bar positions; `usable` marks rows with complete labels."""
+    if n_folds < MIN_FOLDS:
+        raise WalkForwardError(f"n_folds must be at least {MIN_FOLDS}")
+    edges = np.linspace(0, n_bars, n_folds + 2).astype(int)
+    positions = np.arange(n_bars)
+    folds = []
+    for i in range(n_folds):
+        test_lo, test_hi = edges[i + 1], edges[i + 2]
+        train = positions[(positions < test_lo - purge) & usable]
+        test = positions[(positions >= test_lo) & (positions < test_hi) & usable]
+        if len(train) == 0 or len(test) == 0:
+            raise WalkForwardError(f"fold {i + 1} has no usable training or test rows")
+        folds.append(Fold(train, test))
+    return folds
+
+
+def _finite(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(float(x), 6)
+
+
+def classifier_metrics(prob: np.ndarray, outcome: np.ndarray) -> dict:
+    ok = np.isfinite(prob) & np.isfinite(outcome)
+    prob, outcome = prob[ok], outcome[ok]
+    two_classes = len(np.unique(outcome)) == 2
+    alerts = prob >= ALERT_PROBABILITY
+    return {
+        "auc": _finite(roc_auc_score(outcome, prob)) if two_classes else None,
+        "brier": _finite(brier_score_loss(outcome, prob)) if len(prob) else None,
+        "log_loss": _finite(log_loss(outcome, np.clip(prob, 1e-6, 1 - 1e-6), labels=[0, 1])) if len(prob) else None,
+        "base_rate": _finite(outcome.mean()) if len(prob) else None,
+        "count_at_80": int(alerts.sum()),
+        "precision_at_80": _finite(outcome[alerts].mean()) if alerts.any() else None,
+        "n": int(len(prob)),
+    }
+
+
+def regressor_metrics(pred: np.ndarray, actual: np.ndarray, baseline: np.ndarray) -> dict:
+    ok = np.isfinite(pred) & np.isfinite(actual) & np.isfinite(baseline)
+    mae = float(np.abs(pred[ok] - actual[ok]).mean()) if ok.any() else float("nan")
+    base = float(np.abs(baseline[ok] - actual[ok]).mean()) if ok.any() else float("nan")
+    return {
+        "mae": _finite(mae),
+        "baseline_mae": _finite(base),
+        "relative_mae": _finite(mae / base) if base > 0 else None,
+        "n": int(ok.sum()),
+    }
+
+
+def trailing_baseline(labels: pd.DataFrame, column: str, horizon: int, window: int) -> pd.Series:
+    """Mean of `column` over the last `window` complete rows whose label windows had ended by bar t.
+
+    Row s's label is known once bar s+h has closed, i.e. at row s+h; shifting the rolling mean by h rows
+    means row t only averages rows <= t-h."""
+    known = labels[column].where(labels["complete"].astype(bool))
+    return known.rolling(window, min_periods=1).mean().shift(horizon)
+
+
+def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: LabelParams,
+                          n_folds: int = 5, seed: int = 0, num_trees: int = NUM_TREES) -> WalkForwardResult:
+    if not features.index.equals(labels.index):
+        raise WalkForwardError("features and labels must share one index")
+    usable = features.index.isin(usable_rows(features, labels))
+    purge = purge_bars(params)
+    folds = make_folds(len(features), usable, n_folds, purge)
+
+    parts = []
+    fold_info = []
+    for i, fold in enumerate(folds):
+        train_idx = features.index[fold.train_positions]
+        test_idx = features.index[fold.test_positions]
+        models = ModelSet.fit(features.loc[train_idx], labels.loc[train_idx], params, seed=seed,
+                              num_trees=num_trees)
+        pred = models.predict(features.loc[test_idx])
+        pred["fold"] = i
+        parts.append(pred)
+        fold_info.append(fold.describe(features.index))
+    oos = pd.concat(parts)
+    truth = labels.loc[oos.index]
+
+    metrics: dict = {"n_folds": n_folds, "purge_bars": purge, "folds": fold_info, "n_oos": int(len(oos))}
+    for name, stem in CLASSIFIERS.items():
+        prob = np.concatenate([oos[f"{stem}_long"].to_numpy(), oos[f"{stem}_short"].to_numpy()])
+        outcome = np.concatenate([truth[f"{stem}_long"].to_numpy(), truth[f"{stem}_short"].to_numpy()])
+        m = classifier_metrics(prob, outcome)
+        by_fold = []
+        for i in range(n_folds):
+            sel = (oos["fold"] == i).to_numpy()
+            p = np.concatenate([oos.loc[sel, f"{stem}_long"], oos.loc[sel, f"{stem}_short"]])
+            o = np.concatenate([truth.loc[sel, f"{stem}_long"], truth.loc[sel, f"{stem}_short"]])
+            by_fold.append(classifier_metrics(p, o)["auc"])
+        m["auc_by_fold"] = by_fold
+        metrics[name] = m
+
+    rows_per_session = max(1, int(pd.Series(features.index.date).value_counts().median()))
+    for name, col in REGRESSORS.items():
+        baseline = trailing_baseline(labels, col, params.horizon_bars, BASELINE_SESSIONS * rows_per_session)
+        metrics[name] = regressor_metrics(oos[col].to_numpy(), truth[col].to_numpy(),
+                                          baseline.loc[oos.index].to_numpy())
+    return WalkForwardResult(metrics, oos, folds)
