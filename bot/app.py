@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from datetime import datetime
+from typing import TextIO
 
 from bot.alerts import AlertEngine, Notifier
 from bot.commands import CommandLayer
@@ -123,7 +124,7 @@ class BotApp:
         if report.failed:
             log.warning("models not loaded: %s", report.failed)
 
-    async def start_transports(self) -> None:
+    async def start_transports(self, *, console_stdout: TextIO | None = None) -> None:
         s = self.settings
         if s.telegram_bot_token is not None:
             from bot.telegram_adapter import TelegramAdapter
@@ -148,7 +149,7 @@ class BotApp:
             except Exception as exc:
                 log.error("Discord did not start (%s); other transports carry on", type(exc).__name__)
         if s.telegram_bot_token is None and s.discord_bot_token is None:
-            self.console = ConsoleAdapter(self.layer, s.state_dir / "charts")
+            self.console = ConsoleAdapter(self.layer, s.state_dir / "charts", stdout=console_stdout)
             self.notifiers["console"] = self.console
 
     def request_stop(self) -> None:
@@ -210,7 +211,8 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
     app = BotApp(settings, build_services(settings), state)
     try:
         await app.services.registry.reload()
-        await app.start_transports()
+        # stdout carries the one JSON result; console-delivered alerts go to stderr.
+        await app.start_transports(console_stdout=sys.stderr)
         when = at or app.services.provider.now()
         if when.tzinfo is None:
             when = when.replace(tzinfo=NY)

@@ -64,6 +64,7 @@ class Predictor:
         self.registry = registry
         self.bars = BarCache(provider, settings.timeframe)
         self._levels_cache: dict[str, tuple[float, datetime, LevelsReport]] = {}
+        self._levels_locks: dict[str, asyncio.Lock] = {}
 
     def check_symbol(self, symbol: str) -> str:
         sym = symbol.strip().upper()
@@ -80,7 +81,12 @@ class Predictor:
     async def levels(self, symbol: str, *, now: datetime | None = None) -> LevelsReport:
         """Gamma/vanna levels from the live chain, cached briefly because chains are many requests."""
         symbol = self.check_symbol(symbol)
-        now = now or self.provider.now()
+        # many chats asking at once wait for one chain download and share its cached report
+        async with self._levels_locks.setdefault(symbol, asyncio.Lock()):
+            return await self._levels(symbol, now)
+
+    async def _levels(self, symbol: str, now: datetime | None) -> LevelsReport:
+        now = (now or self.provider.now()).replace(microsecond=0)
         cached = self._levels_cache.get(symbol)
         if cached and time.monotonic() - cached[0] < LEVELS_TTL_SECONDS and cached[1] == now.replace(
                 second=0, microsecond=0):
@@ -99,6 +105,7 @@ class Predictor:
             compute_levels, symbol, float(quote.last), contracts, now,
             convention=self.settings.dealer_convention, max_dte=self.settings.levels_max_dte,
         )
+        report.data_source = self.provider.source
         self._levels_cache[symbol] = (time.monotonic(), now.replace(second=0, microsecond=0), report)
         return report
 
@@ -182,6 +189,8 @@ def _range_warnings(ranges: dict, last: pd.DataFrame, limit: int = 3) -> list[st
     out = []
     for name, bounds in ranges.items():
         if name not in last.columns or not isinstance(bounds, list | tuple) or len(bounds) != 2:
+            continue
+        if not all(isinstance(b, int | float) for b in bounds):  # None: never seen in training (no VIX)
             continue
         value = float(last[name].iloc[0])
         lo, hi = float(bounds[0]), float(bounds[1])

@@ -194,6 +194,7 @@ class LevelsReport:
     vanna_support: list[Level]
     vanna_resistance: list[Level]
     skipped: dict[str, int]  # reason -> count of contracts left out
+    data_source: str = "unknown"  # tradier, simulated or csv: set by whoever fetched the chain
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -209,4 +210,5 @@ class LevelsReport:
             "vanna_support": [lv.to_dict() for lv in self.vanna_support],
             "vanna_resistance": [lv.to_dict() for lv in self.vanna_resistance],
             "skipped": dict(self.skipped),
+            "data_source": self.data_source,
         }

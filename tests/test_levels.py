@@ -227,7 +227,8 @@ def test_zero_gamma_picks_the_crossing_nearest_spot_and_interpolates() -> None:
 def test_to_dict_has_exactly_the_documented_keys() -> None:
     d = compute_levels("SPY", 100.0, walls_chain(), NOW).to_dict()
     assert set(d) == {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall",
-                      "put_wall", "zero_gamma", "vanna_support", "vanna_resistance", "skipped"}
+                      "put_wall", "zero_gamma", "vanna_support", "vanna_resistance", "skipped",
+                      "data_source"}
     assert set(d["strikes"][0]) == {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex",
                                     "call_vex", "put_vex", "net_vex"}
     assert d["as_of"] == "2025-03-10T10:00:00-04:00"

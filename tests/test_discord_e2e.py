@@ -1,0 +1,233 @@
+"""End to end on Discord's protocol: the real DiscordAdapter (discord.py 2.7 client) and the real command
+layer over the trained model store, against a local Discord (tests/fakes/fake_discord.py) that speaks
+the REST API and the zlib-compressed gateway websocket on 127.0.0.1.
+
+Covers login + command sync, a slash command deferred then answered with embed + chart, the guild
+allow-list, losing the gateway connection (the client resumes on its own, missed events are replayed),
+and REST 429s on follow-ups and channel alerts (waited out, delivered exactly once)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+import pytest
+
+from bot.command_specs import COMMANDS
+from bot.commands import CommandLayer
+from bot.discord_adapter import DiscordAdapter
+from bot.reply import DeliveryError, Reply
+from bot.services import build_services
+from bot.state import StateDB
+from tests.fakes.bot_stack import make_settings, sim_provider
+from tests.fakes.fake_discord import PNG_MAGIC, FakeDiscord
+
+TOKEN = "MTE" + "xMjM0NTY3ODkw" + ".Gy" + "wxyz" * 8  # built at runtime, shaped like a real bot token
+ALLOWED, FOREIGN = 700_000_000_000_000_001, 700_000_000_000_000_002
+CHANNEL, USER = 800_000_000_000_000_010, 900_000_000_000_000_077
+
+# discord.py's option type numbers per ArgSpec kind, and the bounds the adapter puts on numbers
+OPTION_TYPE = {"symbol": 3, "symbol_or_all": 3, "number": 10, "int": 4}
+BOUNDS = {"number": (0, 100), "int": (1, 50)}
+
+
+@pytest.fixture
+def restore_discord_endpoints():
+    # the adapter points discord.py at the fake process-wide; put the real endpoints back afterwards
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    yield
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+@pytest.fixture
+async def layer(tmp_path, trained_store):
+    settings = make_settings(tmp_path, discord_guild_ids=[ALLOWED])
+    provider, _clock = sim_provider(settings)
+    services = build_services(settings, provider)
+    await services.registry.reload()
+    state = StateDB(settings.state_dir / "tradebot.sqlite3")
+    yield CommandLayer(services, state)
+    await services.close()
+    state.close()
+
+
+@pytest.fixture
+async def discord_env(layer, restore_discord_endpoints, caplog):
+    """The fake Discord (bot in ALLOWED and FOREIGN) and a connected adapter allowed in ALLOWED only."""
+    caplog.set_level(logging.DEBUG)
+    async with FakeDiscord(TOKEN, guild_ids=[ALLOWED, FOREIGN]) as fake:
+        adapter = DiscordAdapter(TOKEN, layer, guild_ids=[ALLOWED], api_base_url=fake.api_base_url,
+                                 gateway_url=fake.gateway_url, reconnect_delay=0.1)
+        await adapter.start()
+        try:
+            await fake.wait_session()
+            yield fake, adapter
+        finally:
+            await adapter.stop()
+    assert TOKEN not in caplog.text  # debug logs include every request and gateway frame
+
+
+def only_embed(message) -> dict:
+    [embed] = message.embeds
+    return embed
+
+
+async def test_login_identifies_and_syncs_every_command_to_the_allowed_guild(discord_env):
+    fake, adapter = discord_env
+    assert fake.connections == fake.identifies == 1 and fake.resumes == 0
+    path, query = fake.gateway_queries[0]
+    assert path == "/gateway" and query == {"v": "10", "encoding": "json", "compress": "zlib-stream"}
+    [identify] = fake.identify_payloads
+    assert identify["token"] == TOKEN and identify["intents"] == discord.Intents(guilds=True).value
+    assert fake.heartbeats >= 1  # discord.py beats at once on HELLO
+
+    assert set(fake.command_syncs) == {str(ALLOWED)}  # never global, never the foreign guild
+    synced = {c["name"]: c for c in fake.command_syncs[str(ALLOWED)]}
+    assert sorted(synced) == sorted(c.name for c in COMMANDS)
+    for spec in COMMANDS:
+        cmd = synced[spec.name]
+        assert cmd["type"] == 1 and cmd["description"] == spec.description[:100]
+        options = cmd.get("options", [])
+        assert [o["name"] for o in options] == [a.name for a in spec.args]
+        for opt, arg in zip(options, spec.args, strict=True):
+            assert opt["type"] == OPTION_TYPE[arg.kind], (spec.name, arg.name)
+            assert opt.get("required", False) == arg.required
+            assert opt["description"] == arg.description
+            if arg.kind in BOUNDS:
+                assert (opt["min_value"], opt["max_value"]) == BOUNDS[arg.kind]
+    assert adapter.client.user is not None and adapter.client.user.id == int(fake.bot_user["id"])
+    assert adapter.client.application_id == fake.app_id
+
+
+async def test_predict_is_deferred_then_answered_with_embed_and_chart(discord_env, layer):
+    fake, _adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "SPY"})
+    [reply] = await fake.wait_followups(sent.token, timeout=20)
+
+    [callback] = fake.callbacks_for(sent.token)
+    assert callback.type == 5 and callback.at < reply.at  # "thinking" first, answer after
+    embed = only_embed(reply)
+    assert embed["title"].startswith("SPY ") and "score" in embed["title"]
+    assert embed["color"] == discord.Colour.green().value
+    [(name, png)] = reply.files.items()
+    assert png.startswith(PNG_MAGIC) and len(png) > 5_000
+    assert embed["image"]["url"] == f"attachment://{name}"
+    assert [a["filename"] for a in reply.payload["attachments"]] == [name]
+
+    # the layer saw who asked: the prediction is logged for this Discord channel
+    [row] = layer.state.recent_predictions(5)
+    assert row.symbol == "SPY" and row.requested_by == f"discord:{CHANNEL}"
+    await fake.wait_until(lambda: len(fake.requests_to("/webhooks/")) == 1)
+    assert len(fake.followups(sent.token)) == 1
+
+
+async def test_guild_outside_the_allow_list_and_direct_messages_get_only_the_refusal(discord_env, layer):
+    fake, _adapter = discord_env
+    foreign = await fake.dispatch_interaction(FOREIGN, CHANNEL + 1, USER, "predict", {"symbol": "SPY"})
+    direct = await fake.dispatch_interaction(None, CHANNEL + 2, USER, "predict", {"symbol": "SPY"})
+    [refused] = await fake.wait_followups(foreign.token)
+    [dm] = await fake.wait_followups(direct.token)
+
+    embed = only_embed(refused)
+    assert f"not allowed. Add {FOREIGN} to DISCORD\\_GUILD\\_IDS" in embed["description"]
+    assert embed["color"] == discord.Colour.red().value and "image" not in embed
+    assert refused.files == {} and not refused.payload.get("attachments")
+    assert "direct messages" in only_embed(dm)["description"] and dm.files == {}
+    assert layer.state.recent_predictions(5) == []  # nothing was predicted for them
+
+
+@pytest.mark.parametrize("mode", ["abort", "close", "reconnect"])
+async def test_lost_gateway_connection_is_resumed_and_missed_interactions_still_answered(discord_env, mode):
+    fake, _adapter = discord_env
+    await fake.drop_connection(mode)
+    # sent while the bot is offline: Discord queues it in the session and replays it on RESUME
+    missed = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "help")
+    await fake.wait_session(resumes=1)
+    assert fake.identifies == 1 and fake.connections == 2  # same session, no new IDENTIFY
+    assert fake.gateway_queries[-1][0] == "/resume-gateway"  # READY.resume_gateway_url was used
+    [reply] = await fake.wait_followups(missed.token)
+    assert "/predict" in only_embed(reply)["description"]
+
+    later = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "status")
+    [status] = await fake.wait_followups(later.token)
+    assert "simulated" in only_embed(status)["description"].lower()
+    assert [c.type for c in fake.callbacks] == [5, 5]
+
+
+async def test_invalidated_session_identifies_again(discord_env):
+    fake, _adapter = discord_env
+    await fake.drop_connection("invalid_session")
+    # discord.py waits 5 s before a non-initial IDENTIFY (Client.before_identify_hook)
+    await fake.wait_session(identifies=2, timeout=15)
+    assert fake.resumes == 0
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "help")
+    await fake.wait_followups(sent.token)
+
+
+async def test_gateway_closing_for_bad_auth_makes_the_adapter_log_in_again(discord_env, caplog):
+    fake, adapter = discord_env
+    first_client = adapter.client
+    # 4004 is not retried by discord.py: the adapter's own loop starts a new client (login, command
+    # sync, IDENTIFY); that IDENTIFY is refused too, so it backs off once more and then gets in
+    fake.reject_next_identify(1, code=4004)
+    await fake.drop_connection("close", code=4004)
+    await fake.wait_session(identifies=2, timeout=15)
+    assert len(fake.identify_payloads) == 3 and fake.sync_count == 3 and fake.resumes == 0
+    assert adapter.client is not first_client and first_client.is_closed()
+    assert caplog.text.count("Discord connection failed (ConnectionClosed") == 2
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "help")
+    await fake.wait_followups(sent.token)
+
+
+async def test_rate_limited_followup_is_retried_and_delivered_once(discord_env):
+    fake, _adapter = discord_env
+    fake.fail_next("POST /webhooks/", 1, retry_after=0.3)
+    fake.fail_next("/callback", 1, retry_after=0.2)
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "help")
+    [reply] = await fake.wait_followups(sent.token)
+    attempts = fake.requests_to("POST /webhooks/")
+    assert [r.status for r in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 0.3  # the retry_after was waited out
+    callbacks = fake.requests_to("/callback")
+    assert [r.status for r in callbacks] == [429, 200] and callbacks[1].at - callbacks[0].at >= 0.2
+    assert len(fake.callbacks_for(sent.token)) == 1 and "/predict" in only_embed(reply)["description"]
+
+
+async def test_channel_alert_is_delivered_exactly_once_through_429s(discord_env):
+    fake, adapter = discord_env
+    png = PNG_MAGIC + bytes(range(256))
+    fake.fail_next("/messages", 2, retry_after=0.2)
+    started = time.monotonic()
+    await adapter.send(str(CHANNEL), Reply(text="SPY *long* setup", title="Alert: SPY", image=png,
+                                           image_name="spy.png"))
+    assert time.monotonic() - started >= 0.4
+    [message] = fake.channel_messages(CHANNEL)
+    assert message.files == {"spy.png": png}
+    embed = only_embed(message)
+    assert embed["description"] == "SPY \\*long\\* setup" and embed["image"]["url"] == "attachment://spy.png"
+    assert [r.status for r in fake.requests_to(f"/channels/{CHANNEL}/messages")] == [429, 429, 200]
+
+    # a global rate limit on a plain-text alert (JSON body, no file) is honoured too
+    fake.fail_next("/messages", 1, retry_after=0.2, is_global=True)
+    await adapter.send(str(CHANNEL), Reply(text="second"))
+    assert [only_embed(m)["description"] for m in fake.channel_messages(CHANNEL)] == ["SPY \\*long\\* setup",
+                                                                                   "second"]
+
+
+async def test_channel_alert_failures_become_delivery_errors(discord_env):
+    fake, adapter = discord_env
+    fake.forbidden_channels.add(str(CHANNEL))
+    with pytest.raises(DeliveryError) as forbidden:
+        await adapter.send(str(CHANNEL), Reply(text="x"))
+    assert forbidden.value.permanent
+    with pytest.raises(DeliveryError) as bad_id:
+        await adapter.send("general", Reply(text="x"))
+    assert bad_id.value.permanent
+    fake.forbidden_channels.clear()
+    # still rate limited after discord.py's 5 tries: a retryable DeliveryError, nothing posted
+    fake.fail_next("/messages", 5, retry_after=0.05)
+    with pytest.raises(DeliveryError) as limited:
+        await adapter.send(str(CHANNEL), Reply(text="x"))
+    assert not limited.value.permanent and "429" in str(limited.value)
+    assert fake.channel_messages(CHANNEL) == []
