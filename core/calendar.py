@@ -8,7 +8,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
-from core.types import NY
+from core.types import NY, CalendarDay, MarketClock, MarketDataError
 
 
 @lru_cache(maxsize=1)
@@ -107,4 +107,55 @@ def bar_closes(day: date, bar_minutes: int) -> list[datetime]:
         out.append(t)
         t += timedelta(minutes=bar_minutes)
     out.append(c)
+    return out
+
+
+# Tradier-style clock and month calendar, for providers that have no exchange API of their own.
+PREMARKET_START = timedelta(hours=4)
+POSTMARKET_LENGTH = timedelta(hours=4)
+
+
+def market_clock(now: datetime) -> MarketClock:
+    """Tradier-like state from the NYSE calendar: premarket 04:00-open, open, postmarket from the
+    close for 4 hours (16:00-20:00; 13:00-17:00 on early-close days), else closed."""
+    now = now.astimezone(NY)
+    day = now.date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=NY)
+    if is_session(day):
+        o, c = session_bounds(day)
+        desc = f"Market is open from {o:%H:%M} to {c:%H:%M}"
+        pre = midnight + PREMARKET_START
+        if pre <= now < o:
+            return MarketClock(now, "premarket", o, desc)
+        if o <= now < c:
+            return MarketClock(now, "open", c, desc)
+        if c <= now < c + POSTMARKET_LENGTH:
+            return MarketClock(now, "postmarket", c + POSTMARKET_LENGTH, desc)
+        if now < pre:
+            return MarketClock(now, "closed", pre, desc)
+    nxt = next_session(day)
+    o, c = session_bounds(nxt)
+    nxt_midnight = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NY)
+    return MarketClock(now, "closed", nxt_midnight + PREMARKET_START,
+                       f"Market is closed; next session {nxt.isoformat()} {o:%H:%M}-{c:%H:%M}")
+
+
+def month_calendar(year: int, month: int) -> list[CalendarDay]:
+    if not (1 <= month <= 12 and 1900 < year < 2200):
+        raise MarketDataError(f"bad calendar month {year}-{month}")
+    first = date(year, month, 1)
+    nxt = date(year + (month == 12), month % 12 + 1, 1)
+    out = []
+    d = first
+    while d < nxt:
+        try:
+            session = is_session(d)
+        except Exception:  # outside the exchange calendar's range
+            session = False
+        if session:
+            o, c = session_bounds(d)
+            out.append(CalendarDay(d, "open", o, c))
+        else:
+            out.append(CalendarDay(d, "closed"))
+        d += timedelta(days=1)
     return out

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.marketdata.simulated import TIMEFRAME_MINUTES, aggregate_bars, market_clock, month_calendar
+from config.settings import TIMEFRAME_MINUTES
+from core.calendar import market_clock, month_calendar
+from core.marketdata.bar_math import aggregate_bars, daily_bars
 from core.types import (
     NY,
     CalendarDay,
@@ -303,14 +305,7 @@ class CsvProvider:
 
     async def get_daily(self, symbol: str, start: date, end: date) -> pd.DataFrame:
         bars = self._past(symbol)
-        days = bars.index.tz_localize(None).normalize()
-        grouped = bars.groupby(days)
-        daily = pd.DataFrame({
-            "open": grouped["open"].first(), "high": grouped["high"].max(), "low": grouped["low"].min(),
-            "close": grouped["close"].last(), "volume": grouped["volume"].sum(),
-        })
-        daily.index = pd.DatetimeIndex(daily.index, name="date")
-        return daily.loc[(daily.index >= pd.Timestamp(start)) & (daily.index <= pd.Timestamp(end))]
+        return daily_bars(bars, start, end)
 
     async def get_expirations(self, symbol: str) -> list[date]:
         raise MarketDataError("CSV data has no option chains")

@@ -50,8 +50,11 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from config.settings import TIMEFRAME_MINUTES
 from core import calendar
+from core.calendar import market_clock, month_calendar
 from core.marketdata import sim_options
+from core.marketdata.bar_math import aggregate_bars, daily_bars
 from core.types import (
     BAR_COLUMNS,
     NY,
@@ -67,7 +70,6 @@ from core.types import (
 BARS_PER_FULL_SESSION = 78
 BAR = timedelta(minutes=5)
 BAR_NS = 5 * 60 * 10**9
-TIMEFRAME_MINUTES = {"5min": 5, "15min": 15, "1h": 60}
 MOMENTUM_LAGS = 6  # 30 minutes of 5-minute bars
 VIX_FLOOR = 9.0
 VIX_SCALE = 7.0  # VIX = 9 + 7 * exp(...): median ~16
@@ -244,22 +246,6 @@ def _vix_bars(grid: _Grid, market: _Market) -> pd.DataFrame:
     return frame[BAR_COLUMNS]
 
 
-def aggregate_bars(bars_5min: pd.DataFrame, minutes: int) -> pd.DataFrame:
-    """Aggregate 5-minute bars onto the session grid (buckets counted from each session's open)."""
-    if minutes == 5 or bars_5min.empty:
-        return bars_5min
-    idx = bars_5min.index
-    day_open = idx.normalize() + pd.Timedelta(hours=9, minutes=30)
-    bucket_start = day_open + ((idx - day_open) // pd.Timedelta(minutes=minutes)) * pd.Timedelta(minutes=minutes)
-    grouped = bars_5min.groupby(bucket_start)
-    out = pd.DataFrame({
-        "open": grouped["open"].first(), "high": grouped["high"].max(), "low": grouped["low"].min(),
-        "close": grouped["close"].last(), "volume": grouped["volume"].sum(), "vix": grouped["vix"].last(),
-    })
-    out.index = pd.DatetimeIndex(out.index).rename("time")
-    return out[BAR_COLUMNS]
-
-
 class SimulatedProvider:
     source = "simulated"
 
@@ -383,14 +369,7 @@ class SimulatedProvider:
         """Sessions aggregated from closed 5-minute bars; today's row is the session so far."""
         self._check_symbol(symbol)
         bars = self._closed(symbol, 5)
-        days = bars.index.tz_localize(None).normalize()
-        grouped = bars.groupby(days)
-        daily = pd.DataFrame({
-            "open": grouped["open"].first(), "high": grouped["high"].max(), "low": grouped["low"].min(),
-            "close": grouped["close"].last(), "volume": grouped["volume"].sum(),
-        })
-        daily.index = pd.DatetimeIndex(daily.index, name="date")
-        return daily.loc[(daily.index >= pd.Timestamp(start)) & (daily.index <= pd.Timestamp(end))]
+        return daily_bars(bars, start, end)
 
     async def get_expirations(self, symbol: str) -> list[date]:
         sym = self._check_symbol(symbol, allow_vix=False)
@@ -418,55 +397,3 @@ class SimulatedProvider:
 
     async def close(self) -> None:
         return None
-
-
-# -- clock and calendar (shared with the CSV provider) ----------------------------------------
-
-PREMARKET_START = timedelta(hours=4)
-POSTMARKET_LENGTH = timedelta(hours=4)
-
-
-def market_clock(now: datetime) -> MarketClock:
-    """Tradier-like state from the NYSE calendar: premarket 04:00-open, open, postmarket from the
-    close for 4 hours (16:00-20:00; 13:00-17:00 on early-close days), else closed."""
-    now = now.astimezone(NY)
-    day = now.date()
-    midnight = datetime(day.year, day.month, day.day, tzinfo=NY)
-    if calendar.is_session(day):
-        o, c = calendar.session_bounds(day)
-        desc = f"Market is open from {o:%H:%M} to {c:%H:%M}"
-        pre = midnight + PREMARKET_START
-        if pre <= now < o:
-            return MarketClock(now, "premarket", o, desc)
-        if o <= now < c:
-            return MarketClock(now, "open", c, desc)
-        if c <= now < c + POSTMARKET_LENGTH:
-            return MarketClock(now, "postmarket", c + POSTMARKET_LENGTH, desc)
-        if now < pre:
-            return MarketClock(now, "closed", pre, desc)
-    nxt = calendar.next_session(day)
-    o, c = calendar.session_bounds(nxt)
-    nxt_midnight = datetime(nxt.year, nxt.month, nxt.day, tzinfo=NY)
-    return MarketClock(now, "closed", nxt_midnight + PREMARKET_START,
-                       f"Market is closed; next session {nxt.isoformat()} {o:%H:%M}-{c:%H:%M}")
-
-
-def month_calendar(year: int, month: int) -> list[CalendarDay]:
-    if not (1 <= month <= 12 and 1900 < year < 2200):
-        raise MarketDataError(f"bad calendar month {year}-{month}")
-    first = date(year, month, 1)
-    nxt = date(year + (month == 12), month % 12 + 1, 1)
-    out = []
-    d = first
-    while d < nxt:
-        try:
-            session = calendar.is_session(d)
-        except Exception:  # outside the exchange calendar's range
-            session = False
-        if session:
-            o, c = calendar.session_bounds(d)
-            out.append(CalendarDay(d, "open", o, c))
-        else:
-            out.append(CalendarDay(d, "closed"))
-        d += timedelta(days=1)
-    return out
