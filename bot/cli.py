@@ -119,14 +119,22 @@ async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
-    from core.marketdata.csv_file import read_bars_csv
+    from core.marketdata.csv_file import bar_minutes_of, read_bars_csv
     from training.pipeline import open_store
 
     symbol = _symbol(settings, args.symbol)
     bars = await asyncio.to_thread(read_bars_csv, args.file)
+    minutes = bar_minutes_of(bars)
+    # The archive holds one timeframe per folder: mixing bar lengths would corrupt every feature.
+    if len(bars) > 1 and minutes != settings.bar_minutes:
+        held = "daily" if minutes is None else f"{minutes}-minute"
+        raise CliError(f"{args.file.name} holds {held} bars but TIMEFRAME is {settings.timeframe}")
     _, archive = open_store(settings)
     added = await asyncio.to_thread(archive.merge, symbol, settings.timeframe, bars)
-    print(f"{symbol} {settings.timeframe}: {len(bars):,} bars read, {added:,} new bars archived")
+    total = await asyncio.to_thread(archive.coverage, symbol, settings.timeframe)
+    held = f"{total[2]:,} bars from {total[0]:%Y-%m-%d} to {total[1]:%Y-%m-%d}" if total else "0 bars"
+    print(f"{symbol} {settings.timeframe}: {len(bars):,} bars read, {added:,} new bars archived; "
+          f"archive holds {held}")
     return 0
 
 
@@ -210,10 +218,15 @@ async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from training.backtest import BacktestError
     from training.backtest_run import run_symbol_backtest
+    from training.walkforward import WalkForwardError
 
     symbol = _symbol(settings, args.symbol)
-    return await run_symbol_backtest(settings, symbol, chart=args.chart, as_json=args.json)
+    try:
+        return await run_symbol_backtest(settings, symbol, chart=args.chart, as_json=args.json)
+    except (WalkForwardError, BacktestError) as exc:
+        raise CliError(f"cannot backtest {symbol}: {exc}") from None
 
 
 async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:

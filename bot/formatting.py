@@ -80,16 +80,33 @@ def format_levels(report: LevelsReport, *, data_source: str) -> str:
     return "\n".join(lines)
 
 
-def _fmt_metric(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if value is None:
-        return "-"
-    return str(value)
+def _fmt(value: object, fmt: str = "{:.3f}") -> str:
+    return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def _classifier_rows(models: dict[str, dict]) -> list[str]:
+    head = f"  {'classifier':<15}{'AUC':>7}{'Brier':>7}{'logloss':>8}{'base':>7}{'prec@80':>9}{'n@80':>6}"
+    rows = [head]
+    for name, m in models.items():
+        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_fmt(m.get('brier')):>7}"
+                    f"{_fmt(m.get('log_loss')):>8}{_fmt(m.get('base_rate')):>7}"
+                    f"{_fmt(m.get('precision_at_80')):>9}{_fmt(m.get('count_at_80'), '{:d}'):>6}")
+    return rows
+
+
+def _regressor_rows(models: dict[str, dict]) -> list[str]:
+    # The regressors predict returns, so an MAE of 0.0012 is 0.12 % of the price.
+    rows = [f"  {'regressor':<15}{'MAE %':>8}{'naive %':>9}{'rel MAE':>9}"]
+    for name, m in models.items():
+        mae, base = m.get("mae"), m.get("baseline_mae")
+        rows.append(f"  {name:<15}{_fmt(mae, '{:.3%}'):>8}{_fmt(base, '{:.3%}'):>9}"
+                    f"{_fmt(m.get('relative_mae')):>9}")
+    return rows
 
 
 def format_metrics_table(results: list, *, data_source: str) -> str:
-    """A table of walk-forward metrics, one block per symbol (results: training.pipeline.TrainResult)."""
+    """Walk-forward metrics per symbol as two narrow tables, classifiers then regressors
+    (results: training.pipeline.TrainResult). MAE is in % of price; rel MAE < 1 beats the naive baseline."""
     lines = []
     if data_source == "simulated":
         lines.append(f"[{SIMULATED_BANNER}]")
@@ -103,19 +120,11 @@ def format_metrics_table(results: list, *, data_source: str) -> str:
             lines.append(f"  ! {reason}")
         for warning in res.warnings:
             lines.append(f"  ~ {warning}")
-        metrics = res.metrics or {}
-        models = {k: v for k, v in metrics.items() if isinstance(v, dict)}
-        if not models:
-            continue
-        columns: list[str] = []
-        for m in models.values():
-            for key, val in m.items():
-                if key not in columns and not isinstance(val, dict | list):
-                    columns.append(key)
-        width = max(len(k) for k in models) + 2
-        lines.append("  " + "model".ljust(width) + "".join(c[:12].rjust(13) for c in columns))
-        for name, m in models.items():
-            row = "  " + name.ljust(width)
-            row += "".join(_fmt_metric(m.get(c)).rjust(13) for c in columns)
-            lines.append(row)
+        models = {k: v for k, v in (res.metrics or {}).items() if isinstance(v, dict)}
+        classifiers = {k: v for k, v in models.items() if "auc" in v or "brier" in v}
+        regressors = {k: v for k, v in models.items() if "mae" in v and k not in classifiers}
+        if classifiers:
+            lines += _classifier_rows(classifiers)
+        if regressors:
+            lines += _regressor_rows(regressors)
     return "\n".join(lines).lstrip("\n")

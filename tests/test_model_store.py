@@ -97,7 +97,7 @@ def test_publish_list_load_roundtrip(blobs: BlobStore) -> None:
     assert [r["is_latest"] for r in rows] == [True, False]
     assert all(r["complete"] for r in rows)
     assert rows[0]["metrics"] == {"auc": pytest.approx(0.52)}  # only scalar metrics in the summary
-    assert rows[0]["summary"] == "auc=0.52"
+    assert rows[0]["summary"] == "auc=0.520"
     assert rows[1]["trained_at"] == "2026-11-01T11:00:00+00:00"
     everything = store.list_all()
     assert {(r["symbol"], r["version"]) for r in everything} == {("SPY", v1), ("SPY", v2), ("QQQ", v_qqq)}

@@ -14,24 +14,40 @@ from training.labels import build_labels
 from training.pipeline import label_params, load_training_bars, open_store
 from training.walkforward import evaluate_walk_forward
 
+REPORT_LINES = (
+    ("bars", "out-of-sample bars"), ("threshold", "alert threshold"), ("alerts", "alerts"),
+    ("long_alerts", "long alerts"), ("short_alerts", "short alerts"), ("hit_rate", "hit rate"),
+    ("avg_r", "average R"), ("total_r", "total R"), ("max_drawdown_r", "max drawdown R"),
+    ("verdict", "verdict"),
+)
+
 
 def format_backtest(report: dict, *, symbol: str, data_source: str) -> str:
     lines = []
     if data_source == "simulated":
         lines.append("[SIMULATED DATA: not real market prices]")
     lines.append(f"{symbol} walk-forward backtest (out-of-sample predictions only)")
-    for key in ("period", "predictions", "alerts", "hit_rate", "avg_r", "total_r", "verdict"):
+    for key, label in REPORT_LINES:
         if key in report:
             val = report[key]
-            lines.append(f"  {key.replace('_', ' ')}: {val:.3f}" if isinstance(val, float) else
-                         f"  {key.replace('_', ' ')}: {val}")
-    cal = report.get("calibration") or []
-    if cal:
-        lines.append("  calibration (predicted vs realised win rate):")
-        for row in cal:
-            lines.append("    " + "  ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            shown = f"{val:.3f}" if isinstance(val, float) else "n/a" if val is None else val
+            lines.append(f"  {label}: {shown}")
+    cal = report.get("calibration") or {}
+    # run_backtest gives one table per probability ({"win_probability": rows, "quality": rows}).
+    tables = cal.items() if isinstance(cal, dict) else [("win_probability", cal)]
+    for name, rows in tables:
+        if not rows:
+            continue
+        lines.append(f"  calibration of {name.replace('_', ' ')} (predicted vs realised, by decile):")
+        lines.append("    decile  predicted  realised  count")
+        for row in rows:
+            lines.append(f"    {row.get('decile', '?'):>6}  {_pct(row.get('predicted')):>9}  "
+                         f"{_pct(row.get('realised')):>8}  {row.get('count', 0):>5}")
     return "\n".join(lines)
+
+
+def _pct(value: object) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, int | float) else "n/a"
 
 
 async def run_symbol_backtest(settings: Settings, symbol: str, *, chart: Path | None, as_json: bool) -> int:

@@ -16,13 +16,13 @@ from config import Settings
 from core import calendar
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
-from core.store import ModelNotFound, ModelStore, open_blob_store
+from core.store import IntegrityError, ModelNotFound, ModelStore, open_blob_store
 from core.types import NY, MarketDataError
 from training.features import FEATURE_NAMES, atr, build_features
 from training.gate import check_gate
 from training.labels import LabelParams, build_labels
-from training.models import ModelSet
-from training.walkforward import evaluate_walk_forward
+from training.models import ModelSet, TrainingDataError
+from training.walkforward import WalkForwardError, evaluate_walk_forward
 
 Progress = Callable[[str], None]
 MIN_SESSIONS = 20  # below this a walk-forward with 4 purged folds says nothing useful
@@ -160,10 +160,17 @@ async def _train_one(
 ) -> TrainResult:
     tf = settings.timeframe
     warnings: list[str] = []
+    # Read the store first: an unreachable store must fail in seconds, not after the whole fit.
+    try:
+        published = await asyncio.to_thread(_published_metrics, store, symbol, tf)
+    except IntegrityError as exc:  # a broken set cannot serve anyway; a fresh one replaces it
+        published = None
+        warnings.append(f"published model unreadable ({exc}); the gate has nothing to compare with")
+        progress(f"{symbol}: {warnings[-1]}")
     try:
         bars = await load_training_bars(settings, provider, archive, symbol, now, progress)
     except MarketDataError as exc:
-        return TrainResult(symbol, tf, False, None, {}, {}, provider.source, [f"market data: {exc}"])
+        return TrainResult(symbol, tf, False, None, {}, {}, provider.source, [f"market data: {exc}"], warnings)
     window = _window(bars) if len(bars) else {"sessions": 0, "bars": 0}
     if window["sessions"] < settings.train_days:
         warnings.append(f"only {window['sessions']} of TRAIN_DAYS={settings.train_days} sessions available; "
@@ -172,11 +179,16 @@ async def _train_one(
     if window["sessions"] < MIN_SESSIONS:
         return TrainResult(symbol, tf, False, None, {}, window, provider.source,
                            [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)
-    models, metrics, manifest = await asyncio.to_thread(
-        train_on_bars, settings, bars, symbol, provider.source, progress
-    )
+    try:
+        models, metrics, manifest = await asyncio.to_thread(
+            train_on_bars, settings, bars, symbol, provider.source, progress
+        )
+    except (TrainingDataError, WalkForwardError) as exc:  # enough sessions, yet too few usable rows
+        progress(f"{symbol}: not trained: {exc}")
+        return TrainResult(symbol, tf, False, None, {}, window, provider.source,
+                           [f"too little data: {exc}"], warnings)
     manifest["warnings"] = warnings
-    ok, reasons = check_gate(metrics, _published_metrics(store, symbol, tf), settings.publish_margin)
+    ok, reasons = check_gate(metrics, published, settings.publish_margin)
     if not ok and not force:
         progress(f"{symbol}: not published: " + "; ".join(reasons))
         return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings)

@@ -11,7 +11,7 @@ from core.types import BAR_COLUMNS
 
 def aggregate_bars(bars_5min: pd.DataFrame, minutes: int) -> pd.DataFrame:
     """Aggregate 5-minute bars onto the session grid (buckets counted from each session's open)."""
-    if minutes == 5 or bars_5min.empty:
+    if bars_5min.empty:
         return bars_5min
     idx = bars_5min.index
     day_open = idx.normalize() + pd.Timedelta(hours=9, minutes=30)

@@ -90,12 +90,25 @@ def _scalar_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
     metrics = manifest.get("metrics")
     if not isinstance(metrics, dict):
         return {}
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool) or v is None}
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):  # one block per model: keep its scalar metrics as "model.metric"
+            for name, inner in value.items():
+                if isinstance(inner, int | float | str | bool) or inner is None:
+                    flat[f"{key}.{name}"] = inner
+        elif isinstance(value, int | float | str | bool) or value is None:
+            flat[key] = value
+    return flat
+
+
+SUMMARY_KEYS = ("profit_target.auc", "trade_quality.auc", "trade_quality.brier", "future_high.relative_mae",
+                "future_low.relative_mae")
 
 
 def _summary(metrics: dict[str, Any], complete: bool) -> str:
     """One short line for `tradebot models`, e.g. "auc=0.612 brier=0.231"."""
-    parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(metrics.items())]
+    keys = [k for k in SUMMARY_KEYS if k in metrics] or sorted(metrics)
+    parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}" for k in keys]
     text = " ".join(parts[:6])
     return text if complete else f"{text} (incomplete)".strip()
 
