@@ -52,11 +52,12 @@ class AlertEngine:
     async def scan(self, at: datetime) -> ScanResult:
         at = at.astimezone(NY)
         result = ScanResult(at, calendar.is_open(at))
-        subs = await asyncio.to_thread(self.state.subscriptions)
         by_symbol: dict[str, list] = defaultdict(list)
-        for sub in subs:
-            if sub.symbol in self.settings.symbols:
-                by_symbol[sub.symbol].append(sub)
+        for symbol in self.settings.symbols:
+            # subscribers() expands "all" ("*") rows, one row per recipient
+            subs = await asyncio.to_thread(self.state.subscribers, symbol)
+            if subs:
+                by_symbol[symbol] = subs
         if not result.market_open:
             for sym, rows in by_symbol.items():
                 for sub in rows:
@@ -85,6 +86,12 @@ class AlertEngine:
         score = float(record["quality_score"])
         direction = str(record["direction"])
         session = at.date()
+        if datetime.fromisoformat(str(record["as_of"])).astimezone(NY).date() != session:
+            # At 09:30 the last closed bar is the previous session's: its horizon is over, no alert.
+            for sub in subs:
+                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
+                                       "reason": "no bar closed yet this session"})
+            return
         setup_key = f"{symbol}|{direction}|{session.isoformat()}|{record['as_of']}"
         chart = self._save_chart(symbol, at, reply.image)
         payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text, "chart": chart,
@@ -128,6 +135,10 @@ class AlertEngine:
                 notifier = self.notifiers.get(transport)
                 if notifier is None:
                     continue  # that transport is not running now; the row waits for it
+                # pending -> sending first: another process delivering from this outbox (e.g.
+                # `tradebot scan --once` beside the bot) may have taken the row since it was read
+                if not await asyncio.to_thread(self.state.claim_alert, row.id):
+                    continue
                 reply = _reply_from_payload(row.payload)
                 try:
                     await notifier.send(chat_id, reply)

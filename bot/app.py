@@ -207,7 +207,8 @@ async def run_bot(settings: Settings) -> int:
 
 async def scan_once(settings: Settings, at: datetime | None) -> dict:
     """`tradebot scan --once`: the scheduled scan's code, once, at `at` (default now)."""
-    state = StateDB(state_path(settings))
+    # no instance lock here: a running bot may be mid-send, so its 'sending' rows are left alone
+    state = StateDB(state_path(settings), recover_sends=False)
     app = BotApp(settings, build_services(settings), state)
     try:
         await app.services.registry.reload()

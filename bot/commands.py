@@ -269,7 +269,8 @@ class CommandLayer:
         lines.append(f"Data source: {self.services.provider.source} · model store: {_safe_store(s.model_store)}")
         if calendar.is_open(now):
             close = calendar.session_bounds(now.astimezone(NY).date())[1]
-            lines.append(f"Market: OPEN until {close:%H:%M} ET")
+            lines.append(f"Market: OPEN until {close:%H:%M} ET · next session opens "
+                         f"{calendar.next_open(now):%a %d %b %H:%M} ET")
         else:
             lines.append(f"Market: closed · next session opens {calendar.next_open(now):%a %d %b %H:%M} ET")
         for job in self.jobs_info():

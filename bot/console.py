@@ -5,7 +5,9 @@ chats, like Errbot's Text backend."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -57,11 +59,12 @@ class ConsoleAdapter:
         """Read commands until end of input."""
         interactive = self.stdin.isatty()
         self._print("tradebot console: type /help (Ctrl-D to quit)")
+        lines = self._read_lines()
         while True:
             if interactive:
                 self.stdout.write("> ")
                 self.stdout.flush()
-            line = await asyncio.to_thread(self.stdin.readline)
+            line = await lines.get()
             if line == "":
                 return
             line = line.strip()
@@ -69,3 +72,25 @@ class ConsoleAdapter:
                 continue
             reply = await self.layer.handle(CONSOLE, line)
             self.render(reply)
+
+    def _read_lines(self) -> asyncio.Queue[str]:
+        """Lines of input ("" at the end) from a daemon thread. Not asyncio.to_thread: a readline
+        blocked in the default executor would keep the process from exiting on SIGTERM until the
+        next line arrived, because the executor is joined at shutdown."""
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[str] = asyncio.Queue()
+
+        def put(line: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody listens
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+
+        def pump() -> None:
+            try:
+                for line in iter(self.stdin.readline, ""):
+                    put(line)
+            except (OSError, ValueError):  # stdin closed under us: treat as end of input
+                pass
+            put("")
+
+        threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+        return lines

@@ -1,0 +1,336 @@
+"""AlertEngine for real: the simulated market on a fixed clock, trained models, SQLite outbox.
+Thresholds, market hours, cooldown, one alert per setup, crash-safe delivery, `tradebot scan --once`
+and outcome scoring."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from bot.alerts import AlertEngine
+from bot.cli import main as cli_main
+from bot.commands import CommandLayer
+from bot.console import CONSOLE, ConsoleAdapter
+from bot.outcomes import score_due_predictions
+from bot.reply import Reply
+from bot.services import Services, build_services
+from bot.state import StateDB
+from config import Settings
+from core.types import NY
+from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, TRAIN_DAYS, FixedClock, make_settings, sim_provider
+
+SCAN_TIME = datetime(2026, 11, 24, 10, 35, 20, tzinfo=NY)  # 20 s after the 10:35 bar closed
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Reply]] = []
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        self.sent.append((chat_id, reply))
+
+
+class Crash(BaseException):
+    """Stands in for the process dying mid-send: nothing after it runs, not even except-Exception."""
+
+
+class CrashingNotifier:
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        raise Crash
+
+
+class FailingNotifier:
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        raise RuntimeError("socket closed")
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    services: Services
+    state: StateDB
+    layer: CommandLayer
+    clock: FixedClock
+    telegram: RecordingNotifier
+    console_out: io.StringIO
+    engine: AlertEngine
+
+
+def _open_stack(settings: Settings, clock_time: datetime = SCAN_TIME) -> Stack:
+    provider, clock = sim_provider(settings, clock_time)
+    services = build_services(settings, provider)
+    state = StateDB(settings.state_dir / "tradebot.sqlite3")
+    layer = CommandLayer(services, state)
+    out = io.StringIO()
+    console = ConsoleAdapter(layer, settings.state_dir / "charts", stdout=out)
+    telegram = RecordingNotifier()
+    engine = AlertEngine(layer, state, {"telegram": telegram, "console": console})
+    return Stack(settings, services, state, layer, clock, telegram, out, engine)
+
+
+@pytest.fixture
+async def stack(tmp_path, trained_store):
+    s = _open_stack(make_settings(tmp_path))
+    assert (await s.services.registry.reload()).ok
+    yield s
+    await s.services.close()
+    s.state.close()
+
+
+async def scan_at(stack: Stack, at: datetime):
+    stack.clock.now = at  # the provider only has bars up to its own "now"
+    return await stack.engine.scan(at)
+
+
+# ---------------------------------------------------------------- thresholds and delivery
+
+async def test_threshold_zero_alerts_and_hundred_does_not(stack):
+    stack.state.subscribe("telegram:111", "SPY", 0)
+    stack.state.subscribe("telegram:222", "SPY", 100)
+    stack.state.subscribe("console:console", "SPY", 0)
+    result = await scan_at(stack, SCAN_TIME)
+
+    assert result.market_open
+    assert sorted(x["recipient"] for x in result.sent) == ["console:console", "telegram:111"]
+    [skip] = result.skipped
+    assert skip["recipient"] == "telegram:222" and skip["reason"].startswith("below threshold (")
+    assert skip["reason"].endswith("< 100)")
+
+    [(chat, reply)] = stack.telegram.sent
+    assert chat == "111"
+    assert reply.title.startswith("ALERT · SPY ") and "Win probability" in reply.text
+    assert reply.image is not None and reply.image.startswith(PNG_MAGIC)
+    assert [b.data for b in reply.buttons] == ["/predict SPY", "/levels SPY", "/subscribe SPY"]
+    printed = stack.console_out.getvalue()
+    assert "ALERT == ALERT · SPY" in printed and "Chart: " in printed
+
+    rows = stack.state.all_predictions()
+    assert len(rows) == 1 and rows[0].source == "scan" and rows[0].alerted  # one prediction per symbol scan
+    sent = result.sent[0]
+    assert sent["quality_score"] == rows[0].quality_score and sent["direction"] == rows[0].direction
+    assert stack.state.outbox_counts() == {"pending": 0, "sending": 0, "sent": 2, "dead": 0}
+
+
+async def test_all_symbols_row_alerts_once_and_a_symbol_row_overrides_it(stack):
+    stack.state.subscribe("telegram:111", "all", 0)  # stored as one "*" row
+    stack.state.subscribe("telegram:111", "QQQ", 100)  # but not QQQ below a perfect score
+    result = await scan_at(stack, SCAN_TIME)
+    assert sorted(x["symbol"] for x in result.sent) == ["IWM", "SPY"]
+    assert [(x["symbol"], x["reason"][:15]) for x in result.skipped] == [("QQQ", "below threshold")]
+    assert len(stack.telegram.sent) == 2
+
+
+async def test_market_closed_skips_everything_and_records_nothing(stack):
+    stack.state.subscribe("telegram:111", "all", 0)
+    result = await scan_at(stack, CLOSED_TIME)
+    assert not result.market_open and result.sent == []
+    assert sorted(x["symbol"] for x in result.skipped) == ["IWM", "QQQ", "SPY"]
+    assert {x["reason"] for x in result.skipped} == {"market closed"}
+    assert stack.state.all_predictions() == [] and sum(stack.state.outbox_counts().values()) == 0
+    assert stack.telegram.sent == []
+
+
+async def test_no_subscribers_means_no_prediction(stack):
+    result = await scan_at(stack, SCAN_TIME)
+    assert result.sent == [] and result.skipped == []
+    assert stack.state.all_predictions() == []
+
+
+# ---------------------------------------------------------------- cooldown and one alert per setup
+
+async def _direction(stack: Stack, symbol: str, at: datetime) -> str:
+    stack.clock.now = at
+    bundle = await stack.services.predictor.predict(symbol, now=at, with_levels=False)
+    return bundle.prediction.direction
+
+
+async def _cooldown_case(stack: Stack, cooldown: timedelta) -> tuple[str, datetime]:
+    """A symbol and scan time whose direction stays the same 5 min and one cooldown later."""
+    for symbol in stack.settings.symbols:
+        for k in range(24):
+            t0 = SCAN_TIME + timedelta(minutes=5 * k)
+            first = await _direction(stack, symbol, t0)
+            if first == await _direction(stack, symbol, t0 + timedelta(minutes=5)) == await _direction(
+                    stack, symbol, t0 + cooldown):
+                return symbol, t0
+    raise AssertionError("the simulated market never kept a direction for a cooldown")
+
+
+async def test_cooldown_then_a_new_setup_alerts_again(stack):
+    cooldown = timedelta(minutes=stack.settings.alert_cooldown_minutes)
+    symbol, t0 = await _cooldown_case(stack, cooldown)
+    stack.state.subscribe("telegram:111", symbol, 0)
+
+    first = await scan_at(stack, t0)
+    assert [x["recipient"] for x in first.sent] == ["telegram:111"]
+    second = await scan_at(stack, t0 + timedelta(minutes=5))
+    assert second.sent == [] and [x["reason"] for x in second.skipped] == ["in cooldown"]
+    later = await scan_at(stack, t0 + cooldown)
+    assert [x["recipient"] for x in later.sent] == ["telegram:111"], later.skipped
+    assert len(stack.telegram.sent) == 2
+    assert stack.state.outbox_counts()["sent"] == 2
+
+
+async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store):
+    s = _open_stack(make_settings(tmp_path, alert_cooldown_minutes=0))
+    try:
+        await s.services.registry.reload()
+        s.state.subscribe("telegram:111", "QQQ", 0)
+        first = await scan_at(s, SCAN_TIME)
+        again = await scan_at(s, SCAN_TIME + timedelta(seconds=40))  # same closed bar: same setup
+        assert len(first.sent) == 1
+        assert again.sent == [] and [x["reason"] for x in again.skipped] == ["already alerted"]
+        assert len(s.telegram.sent) == 1
+    finally:
+        await s.services.close()
+        s.state.close()
+
+
+# ---------------------------------------------------------------- crash between recording and sending
+
+@pytest.mark.parametrize("notifier", [CrashingNotifier, FailingNotifier])
+async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, trained_store, notifier):
+    settings = make_settings(tmp_path)
+    first = _open_stack(settings)
+    await first.services.registry.reload()
+    first.state.subscribe("telegram:111", "SPY", 0)
+    first.engine.notifiers["telegram"] = notifier()
+    if notifier is CrashingNotifier:
+        with pytest.raises(Crash):
+            await scan_at(first, SCAN_TIME)
+    else:
+        result = await scan_at(first, SCAN_TIME)
+        assert result.sent == []
+    await first.services.close()
+    first.state.close()  # the process is gone; only the SQLite file remains
+
+    second = _open_stack(settings)
+    try:
+        assert second.state.outbox_counts()["pending"] == 1
+        delivered = await second.engine.deliver_pending()
+        assert [(x["symbol"], x["recipient"]) for x in delivered] == [("SPY", "telegram:111")]
+        assert await second.engine.deliver_pending() == []
+        assert len(second.telegram.sent) == 1
+        assert second.telegram.sent[0][1].image.startswith(PNG_MAGIC)  # the chart survived the restart
+        # a rescan of the same bar after the restart neither re-records nor re-sends it
+        rescan = await scan_at(second, SCAN_TIME)
+        assert rescan.sent == [] and len(second.telegram.sent) == 1
+        assert second.state.outbox_counts() == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
+    finally:
+        await second.services.close()
+        second.state.close()
+
+
+# ---------------------------------------------------------------- tradebot scan --once
+
+@pytest.fixture
+def cli_env(tmp_path, trained_store, monkeypatch):
+    shutil.copytree(trained_store, tmp_path / "models")
+    monkeypatch.setenv("MODEL_STORE", str(tmp_path / "models"))
+    monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TRAIN_DAYS", str(TRAIN_DAYS))
+    monkeypatch.chdir(tmp_path)  # no developer .env
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield tmp_path / "state"
+    for h in list(root.handlers):  # the CLI installs its own stderr handler; put pytest's back
+        root.removeHandler(h)
+    for h in handlers:
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def _subscribe(state_dir, *subs: tuple[str, str, float]) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with StateDB(state_dir / "tradebot.sqlite3") as db:
+        for recipient, symbol, threshold in subs:
+            db.subscribe(recipient, symbol, threshold)
+
+
+def test_cli_scan_once_open_prints_one_json_object(cli_env, capsys):
+    _subscribe(cli_env, ("console:console", "SPY", 0), ("telegram:111", "QQQ", 100))
+    assert cli_main(["scan", "--once", "--at", "2026-11-24T10:35:20-05:00"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out)  # the whole of stdout is the one object
+    assert set(result) == {"at", "market_open", "sent", "skipped"}
+    assert result["at"] == "2026-11-24T10:35:20-05:00" and result["market_open"] is True
+    [sent] = result["sent"]
+    assert set(sent) >= {"symbol", "direction", "quality_score", "recipient"}
+    assert (sent["symbol"], sent["recipient"]) == ("SPY", "console:console")
+    assert sent["direction"] in ("long", "short") and 0 <= sent["quality_score"] <= 100
+    [skipped] = result["skipped"]
+    assert set(skipped) == {"symbol", "recipient", "reason"}
+    assert (skipped["symbol"], skipped["recipient"]) == ("QQQ", "telegram:111")
+    assert skipped["reason"].startswith("below threshold")
+    with StateDB(cli_env / "tradebot.sqlite3") as db:
+        assert db.outbox_counts()["sent"] == 1
+        assert {r.symbol for r in db.all_predictions()} == {"SPY", "QQQ"}
+
+
+def test_cli_scan_once_closed(cli_env, capsys):
+    _subscribe(cli_env, ("console:console", "all", 0))
+    assert cli_main(["scan", "--once", "--at", "2026-11-26T12:00:00-05:00"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["market_open"] is False and result["sent"] == []
+    assert sorted((x["symbol"], x["reason"]) for x in result["skipped"]) == [
+        ("IWM", "market closed"), ("QQQ", "market closed"), ("SPY", "market closed")]
+
+
+def test_cli_scan_bad_time_is_one_line_exit_1(cli_env, capsys):
+    assert cli_main(["scan", "--once", "--at", "yesterday-ish"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--at 'yesterday-ish' is not an ISO time" in captured.err
+
+
+# ---------------------------------------------------------------- outcome scoring
+
+async def test_outcomes_are_scored_once_the_horizon_passed(stack):
+    stack.clock.now = OPEN_TIME
+    await stack.layer.handle(CONSOLE, "/predict SPY")
+    await stack.layer.handle(CONSOLE, "/predict IWM")
+    assert await score_due_predictions(stack.state, stack.services.provider, stack.settings, OPEN_TIME) == 0
+
+    horizon = timedelta(minutes=stack.settings.horizon_bars * stack.settings.bar_minutes)
+    [row] = [r for r in stack.state.all_predictions() if r.symbol == "SPY"]
+    stack.clock.now = row.horizon_end - timedelta(seconds=1)
+    assert await score_due_predictions(stack.state, stack.services.provider, stack.settings,
+                                       stack.clock.now) == 0
+    stack.clock.now = row.as_of + horizon + timedelta(minutes=25)
+    assert await score_due_predictions(stack.state, stack.services.provider, stack.settings,
+                                       stack.clock.now) == 2
+    assert await score_due_predictions(stack.state, stack.services.provider, stack.settings,
+                                       stack.clock.now) == 0  # scored once
+
+    for scored in stack.state.all_predictions():
+        assert scored.scored and scored.first_hit in ("target", "stop", "none")
+        bars = await stack.services.provider.get_bars(scored.symbol, scored.as_of, scored.horizon_end, "5min")
+        window = bars[(bars.index >= pd.Timestamp(scored.as_of)) & (bars.index < pd.Timestamp(scored.horizon_end))]
+        assert len(window) == stack.settings.horizon_bars
+        assert scored.realised_high == pytest.approx(float(window["high"].max()))
+        assert scored.realised_low == pytest.approx(float(window["low"].min()))
+        if scored.first_hit == "target":
+            assert scored.outcome_r > 0
+        elif scored.first_hit == "stop":
+            assert scored.outcome_r == pytest.approx(-1.0)
+    log = await stack.layer.handle(CONSOLE, "/log 2")
+    assert "pending" not in log.text and "R" in log.text
+
+
+
+async def test_no_alert_before_the_first_bar_of_the_session_closed(stack):
+    stack.state.subscribe("telegram:111", "SPY", 0)
+    at_open = await scan_at(stack, datetime(2026, 11, 24, 9, 30, 20, tzinfo=NY))
+    assert at_open.market_open and at_open.sent == []  # the last closed bar is yesterday's: stale
+    assert [x["reason"] for x in at_open.skipped] == ["no bar closed yet this session"]
+    assert stack.telegram.sent == []
+    first_bar = await scan_at(stack, datetime(2026, 11, 24, 9, 35, 20, tzinfo=NY))
+    assert [x["recipient"] for x in first_bar.sent] == ["telegram:111"]

@@ -1,0 +1,142 @@
+"""The whole bot as `tradebot run` starts it (BotApp.run: models, the real python-telegram-bot
+Application, the scheduler), talking to the fake Telegram Bot API on 127.0.0.1, with the simulated
+market on a fixed clock and the trained model store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.app import BotApp, state_path
+from bot.services import build_services
+from bot.state import StateDB
+from config import Settings
+from tests.fakes.bot_stack import OPEN_TIME, make_settings, sim_provider
+from tests.fakes.fake_bot_api import ApiCall, FakeBotApi
+
+# Built at runtime so no token-shaped string is ever committed.
+TOKEN = "7654" + "32109:" + "AAF" + "q9Zt" * 8
+MEMBER, ADMIN, STRANGER = 111, 222, 999
+
+
+@dataclass
+class Running:
+    fake: FakeBotApi
+    app: BotApp
+    task: asyncio.Task
+    settings: Settings
+
+
+@asynccontextmanager
+async def running_bot(tmp_path):
+    async with FakeBotApi(TOKEN, max_poll_wait=0.2) as fake:
+        settings = make_settings(
+            tmp_path, telegram_bot_token=TOKEN, telegram_api_base_url=f"{fake.base_url}",
+            telegram_allowed_chat_ids=[MEMBER], telegram_admin_chat_ids=[ADMIN])
+        provider, _ = sim_provider(settings, OPEN_TIME)
+        state = StateDB(state_path(settings))
+        app = BotApp(settings, build_services(settings, provider), state)
+        task = asyncio.create_task(app.run())
+        try:
+            await wait_for_sends(fake, ADMIN, 1)  # the start-up report: the bot is polling
+            yield Running(fake, app, task, settings)
+        finally:
+            app.request_stop()
+            await asyncio.wait_for(asyncio.shield(task), 10)
+
+
+def sends_to(fake: FakeBotApi, chat_id: int) -> list[ApiCall]:
+    return [c for c in fake.sent if int(c.params["chat_id"]) == chat_id]
+
+
+async def wait_for_sends(fake: FakeBotApi, chat_id: int, count: int, timeout: float = 10.0) -> list[ApiCall]:
+    deadline = time.monotonic() + timeout
+    while len(sends_to(fake, chat_id)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"chat {chat_id} got {len(sends_to(fake, chat_id))} of {count} messages: "
+                                 f"{[c.method for c in fake.calls]}")
+        await asyncio.sleep(0.02)
+    return sends_to(fake, chat_id)
+
+
+async def settle(seconds: float = 0.4) -> None:
+    """Give the bot time to send anything it should NOT send."""
+    await asyncio.sleep(seconds)
+
+
+def logged_predictions(settings: Settings) -> list:
+    with StateDB(state_path(settings), recover_sends=False) as db:
+        return db.all_predictions()
+
+
+async def test_startup_predict_and_clean_stop(tmp_path, trained_store, caplog):
+    caplog.set_level(logging.INFO)
+    async with running_bot(tmp_path) as bot:
+        [report] = sends_to(bot.fake, ADMIN)
+        assert report.method == "sendMessage" and "tradebot started" in report.params["text"]
+        assert "data: simulated" in report.params["text"] and "SPY 2" in report.params["text"]
+        assert [c["command"] for c in bot.fake.commands][:3] == ["start", "help", "predict"]
+
+        bot.fake.push_message(MEMBER, "/predict SPY")
+        [photo] = await wait_for_sends(bot.fake, MEMBER, 1)
+        assert photo.method == "sendPhoto" and photo.params["parse_mode"] == "HTML"
+        assert photo.files["photo"].startswith(b"\x89PNG")
+        caption = photo.params["caption"]
+        [row] = logged_predictions(bot.settings)
+        assert f"Trade quality: {row.quality_score:.0f}/100" in caption
+        assert f"Win probability: {100 * row.win_probability:.0f}%" in caption
+        assert row.requested_by == f"telegram:{MEMBER}"
+        buttons = [b["callback_data"] for r in photo.params["reply_markup"]["inline_keyboard"] for b in r]
+        assert buttons == ["/predict SPY", "/levels SPY", "/subscribe SPY"]
+        task = bot.task
+    assert task.done() and task.result() == 0  # stopped through request_stop within 10 s
+    assert bot.app.state.closed
+    assert TOKEN not in caplog.text and TOKEN.split(":")[1] not in caplog.text
+
+
+async def test_not_allowed_chat_gets_one_message_and_nothing_else(tmp_path, trained_store):
+    async with running_bot(tmp_path) as bot:
+        bot.fake.push_message(STRANGER, "/predict SPY")
+        [refusal] = await wait_for_sends(bot.fake, STRANGER, 1)
+        await settle()
+        assert sends_to(bot.fake, STRANGER) == [refusal]
+        assert refusal.method == "sendMessage"
+        assert str(STRANGER) in refusal.params["text"] and "TELEGRAM_ALLOWED_CHAT_IDS" in refusal.params["text"]
+        assert logged_predictions(bot.settings) == []
+
+        bot.fake.push_callback(STRANGER, "/predict SPY")  # a button pressed in a chat not allowed
+        await wait_for_sends(bot.fake, STRANGER, 2)
+        await settle()
+        methods = [c.method for c in sends_to(bot.fake, STRANGER)]
+        assert methods == ["sendMessage", "sendMessage"]
+        assert "not allowed" in sends_to(bot.fake, STRANGER)[1].params["text"]
+        assert logged_predictions(bot.settings) == []
+        assert len(bot.fake.calls_to("answerCallbackQuery")) == 1
+
+
+async def test_flood_control_is_retried_and_refresh_button_predicts_again(tmp_path, trained_store):
+    async with running_bot(tmp_path) as bot:
+        bot.fake.fail_next("sendPhoto", 1, status=429, retry_after=1)
+        bot.fake.push_message(MEMBER, "/predict QQQ")
+        [photo] = await wait_for_sends(bot.fake, MEMBER, 1)
+        attempts = bot.fake.calls_to("sendPhoto")
+        assert [c.status for c in attempts] == [429, 200]
+        assert attempts[1].time - attempts[0].time >= 1.0  # waited as told
+        await settle()
+        assert len(sends_to(bot.fake, MEMBER)) == 1  # arrived once
+
+        bot.fake.push_callback(MEMBER, "/predict QQQ")  # the inline Refresh button
+        sends = await wait_for_sends(bot.fake, MEMBER, 2)
+        assert [c.method for c in sends] == ["sendPhoto", "sendPhoto"]
+        assert "QQQ" in sends[1].params["caption"]
+        assert len(logged_predictions(bot.settings)) == 2
+
+        bot.fake.push_message(MEMBER, "/predict@another_bot SPY")  # for another bot in a group: ignored
+        bot.fake.push_message(MEMBER, f"/levels@{bot.fake.bot_username} iwm")
+        sends = await wait_for_sends(bot.fake, MEMBER, 3)
+        await settle()
+        assert len(sends_to(bot.fake, MEMBER)) == 3
+        assert sends[2].method == "sendPhoto" and "IWM options levels" in sends[2].params["caption"]
