@@ -20,6 +20,13 @@ def scan_minutes(bar_minutes: int) -> str:
     return "30" if bar_minutes == 60 else f"*/{bar_minutes}"
 
 
+def scan_trigger(bar_minutes: int, delay_seconds: int) -> CronTrigger:
+    """Every bar close (plus a settling delay) from 09:00 to 15:59 New York time, Mon-Fri; the scan
+    itself checks the exchange calendar, so holidays and early closes are skipped there."""
+    return CronTrigger(day_of_week="mon-fri", hour="9-15", minute=scan_minutes(bar_minutes),
+                       second=delay_seconds, timezone=NY)
+
+
 def build_scheduler(app: BotApp) -> AsyncIOScheduler:
     s = app.settings
     sched = AsyncIOScheduler(timezone=NY, job_defaults={"coalesce": True, "max_instances": 1,
@@ -29,9 +36,7 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
                   id="reload", name=f"model reload {s.reload_at:%H:%M} ET Mon-Fri")
     sched.add_job(app.poll_store, IntervalTrigger(minutes=15, timezone=NY), id="poll",
                   name="poll latest.json every 15 min")
-    sched.add_job(app.scheduled_scan, CronTrigger(day_of_week="mon-fri", hour="9-16",
-                                                  minute=scan_minutes(s.bar_minutes),
-                                                  second=s.scan_delay_seconds, timezone=NY),
+    sched.add_job(app.scheduled_scan, scan_trigger(s.bar_minutes, s.scan_delay_seconds),
                   id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
     sched.add_job(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
                   name="score predictions whose horizon passed")

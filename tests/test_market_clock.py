@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 
 import pytest
 
-from bot.scheduler import scan_minutes
+from bot.scheduler import scan_minutes, scan_trigger
 from core import calendar
 from core.types import NY
 
@@ -64,9 +64,7 @@ def test_scan_minutes():
 
 def test_scheduled_scan_fires_only_in_session():
     """Walk APScheduler's own trigger over a holiday week and check every fire time is in a session."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    trig = CronTrigger(day_of_week="mon-fri", hour="9-16", minute="*/5", second=20, timezone=NY)
+    trig = scan_trigger(5, 20)
     end = at("2026-11-28", "00:00")
     fires = []
     t = trig.get_next_fire_time(None, at("2026-11-23", "00:00"))
