@@ -15,6 +15,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from importlib import metadata
 
 from bot.command_specs import COMMANDS, COMMANDS_BY_NAME, CommandSpec
 from bot.errors import user_message
@@ -162,7 +163,7 @@ class CommandLayer:
         now = self.services.provider.now()
         state = "open" if calendar.is_open(now) else f"closed, next open {calendar.next_open(now):%a %d %b %H:%M} ET"
         loaded = ", ".join(f"{sym} {m.version}" for sym, m in sorted(models.items())) or "none (run tradebot train)"
-        text = (f"tradebot started · data: {self.services.provider.source} · market {state}\n"
+        text = (f"tradebot {app_version()} started · data: {self.services.provider.source} · market {state}\n"
                 f"Models: {loaded}\nSymbols: {', '.join(s.symbols)}")
         return Reply(text, title="tradebot is up")
 
@@ -323,6 +324,13 @@ class CommandLayer:
                          + " (previous models keep serving)")
         return Reply("Reload: " + ("; ".join(parts) or "nothing to do"), title="Models reloaded",
                      ok=report.ok)
+
+
+def app_version() -> str:
+    try:
+        return metadata.version("tradebot")
+    except metadata.PackageNotFoundError:
+        return "dev"
 
 
 def parse_command(text: str) -> tuple[CommandSpec, list[str]]:
