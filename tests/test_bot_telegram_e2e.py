@@ -76,7 +76,7 @@ async def test_startup_predict_and_clean_stop(tmp_path, trained_store, caplog):
     caplog.set_level(logging.INFO)
     async with running_bot(tmp_path) as bot:
         [report] = sends_to(bot.fake, ADMIN)
-        assert report.method == "sendMessage" and "tradebot started" in report.params["text"]
+        assert report.method == "sendMessage" and "started · data:" in report.params["text"]
         assert "data: simulated" in report.params["text"] and "SPY 2" in report.params["text"]
         assert [c["command"] for c in bot.fake.commands][:3] == ["start", "help", "predict"]
 
