@@ -23,6 +23,7 @@ from core import calendar
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
+TRANSIENT_ATTEMPTS_UNCAPPED = 1_000_000
 
 
 class Notifier(Protocol):
@@ -65,7 +66,7 @@ class AlertEngine:
             return result
         for symbol, rows in by_symbol.items():
             await self._scan_symbol(symbol, rows, at, result)
-        result.sent.extend(await self.deliver_pending())
+        result.sent.extend(await self.deliver_pending(at))
         return result
 
     async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult) -> None:
@@ -125,16 +126,27 @@ class AlertEngine:
             log.warning("alert chart not saved (%s); alerts go out as text", exc.strerror)
             return None
 
-    async def deliver_pending(self) -> list[dict]:
-        """Send every pending outbox row once; returns what was delivered now."""
+    async def deliver_pending(self, now: datetime | None = None) -> list[dict]:
+        """Send every pending outbox row once; returns what was delivered now. Given `now` (the
+        market clock), alerts of a session that has already ended are expired instead of sent."""
         delivered: list[dict] = []
         async with self._deliver_lock:
             rows = await asyncio.to_thread(self.state.pending_alerts)
+            today = now.astimezone(NY).date() if now is not None else None
+            unreachable: set[str] = set()
             for row in rows:
                 transport, _, chat_id = row.recipient.partition(":")
+                if today is not None and row.session < today:
+                    # A setup from a session that has ended is no longer actionable: drop it, loudly.
+                    await asyncio.to_thread(self.state.mark_failed, row.id, "expired: its session ended", True)
+                    log.warning("alert %s to %s expired undelivered (session %s)", row.id, row.recipient,
+                                row.session)
+                    continue
                 notifier = self.notifiers.get(transport)
-                if notifier is None:
-                    continue  # that transport is not running now; the row waits for it
+                if notifier is None or transport in unreachable:
+                    # not running, or failed after its own retries: the row waits for a later round
+                    # instead of spending an attempt (and a minute of retries) per alert
+                    continue
                 # pending -> sending first: another process delivering from this outbox (e.g.
                 # `tradebot scan --once` beside the bot) may have taken the row since it was read
                 if not await asyncio.to_thread(self.state.claim_alert, row.id):
@@ -144,7 +156,12 @@ class AlertEngine:
                     await notifier.send(chat_id, reply)
                 except DeliveryError as exc:
                     log.warning("alert %s to %s not delivered: %s", row.id, row.recipient, exc)
-                    await asyncio.to_thread(self.state.mark_failed, row.id, str(exc), exc.permanent)
+                    # A transient outage never kills an alert: it stays pending (no attempt cap) and the
+                    # next round (the 30 s retry job) tries again; only a permanent refusal is final.
+                    await asyncio.to_thread(self.state.mark_failed, row.id, str(exc), exc.permanent,
+                                            max_attempts=TRANSIENT_ATTEMPTS_UNCAPPED)
+                    if not exc.permanent:
+                        unreachable.add(transport)
                     continue
                 except Exception as exc:
                     log.exception("alert %s to %s failed", row.id, row.recipient)

@@ -99,7 +99,7 @@ class BotApp:
 
     async def retry_outbox(self) -> None:
         with contextlib.suppress(Exception):
-            await self.alerts.deliver_pending()
+            await self.alerts.deliver_pending(self.services.provider.now())
 
     async def train_in_worker(self) -> None:
         from training.worker import train_all_in_process

@@ -148,7 +148,9 @@ class CommandLayer:
         except UnknownSymbol as exc:
             return Reply(str(exc), ok=False)
         except (TimeoutError, MarketDataError) as exc:
-            log.warning("/%s failed: market data: %s", spec.name, exc)
+            # a TimeoutError has no message of its own
+            log.warning("/%s failed: market data: %s", spec.name,
+                        str(exc) or f"no answer in {PREDICT_TIMEOUT_SECONDS:g} s")
             return Reply("Market data unavailable, retrying in the background: try again in a minute.", ok=False)
         except Exception as exc:  # one bad command never takes the process down
             msg = user_message(exc)

@@ -6,10 +6,13 @@ An invalid value must end the program with one line naming the variable (exit co
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -134,6 +137,35 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("s3_endpoint_url", "telegram_api_base_url", "discord_api_base_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value.strip()):
+            raise ValueError("must start with http:// or https:// and name a host")
+        return None if value is None else value.strip()
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(wss?|https?)://[^\s/]+", value.strip()):
+            raise ValueError("must start with wss:// or ws:// and name a host")
+        return None if value is None else value.strip()
+
+    @field_validator("target_atr", "stop_atr", "quality_r", "quality_min_move_atr", "alert_threshold",
+                     "publish_margin")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _state_dir(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder (default var/)")
+        return value
+
     @field_validator("tradier_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -191,6 +223,13 @@ class Settings(BaseSettings):
         for secret in (self.tradier_token, self.telegram_bot_token, self.discord_bot_token):
             if secret is not None and secret.get_secret_value():
                 out.append(secret.get_secret_value())
+        # boto3 reads its keys from the environment; an endpoint URL may carry user:password
+        for var in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if os.environ.get(var, "").strip():
+                out.append(os.environ[var].strip())
+        password = urlsplit(self.s3_endpoint_url).password if self.s3_endpoint_url else None
+        if password:
+            out.append(password)
         return out
 
 

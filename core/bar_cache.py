@@ -56,13 +56,18 @@ class BarCache:
             return frame
 
     def _trim(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Whole sessions from HISTORY_DAYS before the newest bar (what a first fetch gets), at most
+        max_sessions of them: a bot up for weeks then scores on the same history as a fresh one, and
+        the cost of a prediction (features over every cached bar) does not creep up with uptime."""
         if frame.empty:
             return frame
-        days = pd.Index(frame.index.date).unique()
-        if len(days) <= self._max_sessions:
-            return frame
-        first = days[-self._max_sessions]
-        return frame[frame.index.date >= first]
+        idx = frame.index
+        cutoff = (idx[-1] - pd.Timedelta(days=HISTORY_DAYS)).normalize()
+        days = idx.normalize().unique()
+        if len(days) > self._max_sessions:
+            cutoff = max(cutoff, days[-self._max_sessions])
+        start = int(idx.searchsorted(cutoff))
+        return frame.iloc[start:] if start else frame
 
     def invalidate(self, symbol: str | None = None) -> None:
         if symbol is None:

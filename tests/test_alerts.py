@@ -334,3 +334,34 @@ async def test_no_alert_before_the_first_bar_of_the_session_closed(stack):
     assert stack.telegram.sent == []
     first_bar = await scan_at(stack, datetime(2026, 11, 24, 9, 35, 20, tzinfo=NY))
     assert [x["recipient"] for x in first_bar.sent] == ["telegram:111"]
+
+
+# ---------------------------------------------------------------- stale alerts and long outages
+
+async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(tmp_path, trained_store):
+    from bot.reply import DeliveryError
+
+    class Down:
+        calls = 0
+
+        async def send(self, chat_id: str, reply: Reply) -> None:
+            Down.calls += 1
+            raise DeliveryError("network down")
+
+    s = _open_stack(make_settings(tmp_path))
+    try:
+        for chat in ("telegram:1", "telegram:2"):
+            s.state.record_alert("SPY|long|2026-11-24|10:30", chat, "SPY", "long", SCAN_TIME.date(), 90.0,
+                                 {"title": "t", "text": "x"}, SCAN_TIME)
+        s.engine.notifiers["telegram"] = Down()
+        for _ in range(20):  # far more rounds than any attempt cap: a transient outage kills nothing
+            assert await s.engine.deliver_pending(SCAN_TIME) == []
+        assert Down.calls == 20  # one try per round, not one per alert
+        assert s.state.outbox_counts()["pending"] == 2
+        s.engine.notifiers["telegram"] = s.telegram
+        next_day = SCAN_TIME + timedelta(days=1)
+        assert await s.engine.deliver_pending(next_day) == []  # yesterday's setup is not actionable
+        assert s.state.outbox_counts()["dead"] == 2 and s.telegram.sent == []
+    finally:
+        await s.services.close()
+        s.state.close()

@@ -57,5 +57,7 @@ def translate(exc: sqlite3.Error, db_path: Path) -> StateError:
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return corrupt(db_path, str(exc))
     if code == _SQLITE_IOERR:
-        return cannot_write(state_dir, f"disk I/O error ({exc})")
+        # a file-size limit or a full disk mid-write often surfaces as a bare "disk I/O error"
+        detail = "" if str(exc) == "disk I/O error" else f" ({exc})"
+        return cannot_write(state_dir, f"disk I/O error{detail}: is the disk full or failing?")
     return StateError(f"state database {db_path}: {exc}")

@@ -64,7 +64,11 @@ class _NotJson(MarketDataError):
 
 
 class SlidingWindowPacer:
-    """At most `limit` acquisitions in any rolling `window` seconds (stricter than Tradier's window)."""
+    """At most `limit` acquisitions in any rolling `window` seconds (stricter than Tradier's window).
+
+    `acquire(until_done=True)` + `release()` count a request from its departure until its answer
+    and for `window` seconds after that: the server counts ARRIVALS, which may lag the departure
+    (a busy event loop, a slow connect), so a departure stamp alone lets arrivals bunch up."""
 
     def __init__(self, limit: int, window: float = 60.0, sleep: Sleep = asyncio.sleep,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -75,18 +79,33 @@ class SlidingWindowPacer:
         self._sleep = sleep
         self._monotonic = monotonic
         self._stamps: deque[float] = deque()
+        self._in_flight = 0
+        self._released = asyncio.Event()
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, *, until_done: bool = False) -> None:
         async with self._lock:
             while True:
                 now = self._monotonic()
                 while self._stamps and now - self._stamps[0] >= self._window:
                     self._stamps.popleft()
-                if len(self._stamps) < self._limit:
-                    self._stamps.append(now)
+                if len(self._stamps) + self._in_flight < self._limit:
+                    if until_done:
+                        self._in_flight += 1
+                    else:
+                        self._stamps.append(now)
                     return
-                await self._sleep(self._stamps[0] + self._window - now)
+                if self._stamps:
+                    await self._sleep(self._stamps[0] + self._window - now)
+                else:  # every slot is a request still in flight: wait for one to answer
+                    self._released.clear()
+                    await self._released.wait()
+
+    def release(self) -> None:
+        """The request taken with `acquire(until_done=True)` has its answer (or failed)."""
+        self._in_flight -= 1
+        self._stamps.append(self._monotonic())
+        self._released.set()
 
 
 class TradierProvider:
@@ -184,8 +203,8 @@ class TradierProvider:
         problem = "no answer"
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            await self._pacer.acquire()
             await self._wait_for_quota()
+            await self._pacer.acquire(until_done=True)
             try:
                 kwargs = {"params": params} if method == "GET" else {"data": params}
                 async with self._http().request(method, url, **kwargs) as resp:
@@ -194,11 +213,16 @@ class TradierProvider:
                     headers = resp.headers
                     text = (await resp.read()).decode("utf-8", errors="replace")
             except (TimeoutError, aiohttp.ClientError) as exc:
+                self._pacer.release()
                 problem = "timeout" if isinstance(exc, TimeoutError) else "connection error"
                 log.warning("Tradier %s on %s (attempt %d/%d)", problem, shown, attempt + 1, attempts)
                 if not last:
                     await self._sleep(self._backoff(attempt))
                 continue
+            except BaseException:
+                self._pacer.release()
+                raise
+            self._pacer.release()
             self._note_rate_headers(headers)
             if status == 429 or (status != 200 and text.lstrip().startswith("Quota Violation")):
                 problem = f"rate limited, HTTP {status}"
