@@ -73,7 +73,7 @@ class AlertEngine:
         try:
             reply, record = await self.layer.predict_reply(symbol, requested_by=None, now=at, source="scan")
         except (MarketDataError, TimeoutError) as exc:
-            log.warning("scan %s skipped: market data unavailable (%s)", symbol, exc)
+            log.warning("scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
             for sub in subs:
                 result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
                                        "reason": "market data unavailable"})
@@ -94,9 +94,7 @@ class AlertEngine:
                                        "reason": "no bar closed yet this session"})
             return
         setup_key = f"{symbol}|{direction}|{session.isoformat()}|{record['as_of']}"
-        chart = self._save_chart(symbol, at, reply.image)
-        payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text, "chart": chart,
-                   "buttons": [[b.label, b.data] for b in reply.buttons]}
+        payload: dict | None = None  # built (and the chart written) only if someone gets this alert
         cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
         for sub in subs:
             base = {"symbol": symbol, "recipient": sub.recipient}
@@ -107,6 +105,10 @@ class AlertEngine:
             if last is not None and at - last < cooldown:
                 result.skipped.append({**base, "reason": "in cooldown"})
                 continue
+            if payload is None:
+                payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
+                           "chart": self._save_chart(symbol, at, reply.image),
+                           "buttons": [[b.label, b.data] for b in reply.buttons]}
             alert_id = await asyncio.to_thread(
                 self.state.record_alert, setup_key, sub.recipient, symbol, direction, session, score, payload, at,
                 prediction_id=record.get("id"))

@@ -28,6 +28,7 @@ from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
+CHART_RETENTION_DAYS = 7
 
 
 def state_path(settings: Settings):  # type: ignore[no-untyped-def]
@@ -100,6 +101,14 @@ class BotApp:
     async def retry_outbox(self) -> None:
         with contextlib.suppress(Exception):
             await self.alerts.deliver_pending(self.services.provider.now())
+
+    async def housekeeping(self) -> None:
+        from bot.housekeeping import delete_old_files
+
+        removed = await asyncio.to_thread(delete_old_files, self.settings.state_dir / "charts",
+                                          CHART_RETENTION_DAYS)
+        if removed:
+            log.info("housekeeping: deleted %d chart files older than %d days", removed, CHART_RETENTION_DAYS)
 
     async def train_in_worker(self) -> None:
         from training.worker import train_all_in_process

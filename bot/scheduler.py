@@ -42,6 +42,8 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
                   name="score predictions whose horizon passed")
     sched.add_job(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",
                   name="retry undelivered alerts")
+    sched.add_job(app.housekeeping, CronTrigger(hour=5, minute=30, timezone=NY), id="housekeeping",
+                  name="delete charts older than 7 days")
     if s.train_in_process:
         sched.add_job(app.train_in_worker, CronTrigger(day_of_week="mon-fri", hour=s.train_at.hour,
                                                        minute=s.train_at.minute, timezone=NY),

@@ -59,13 +59,25 @@ def corrupt(settings: Settings, symbol: str, version: str) -> Path:
 async def test_reload_during_concurrent_predictions(stack):
     registry, predictor = stack.services.registry, stack.services.predictor
     old = registry.get("SPY").version
+    # Hold the first predictions inside their bar fetch (after they took their model reference)
+    # until the reload is done, so the overlap does not depend on timing.
+    gate = asyncio.Event()
+    fetch = predictor.bars.get
+
+    async def gated_fetch(*args, **kwargs):
+        await gate.wait()
+        return await fetch(*args, **kwargs)
+
+    predictor.bars.get = gated_fetch  # type: ignore[method-assign]
     first = [asyncio.create_task(predictor.predict("SPY")) for _ in range(10)]
     await asyncio.sleep(0)  # each has started and taken its model reference
     new = await asyncio.to_thread(republish, stack.services, "SPY", "retrained")
     assert new != old
     report = await registry.reload()
     assert report.ok and report.loaded == {"SPY": new} and sorted(report.unchanged) == ["IWM", "QQQ"]
-    assert any(not t.done() for t in first), "the reload did not overlap the predictions"
+    assert not any(t.done() for t in first), "the reload did not overlap the predictions"
+    gate.set()
+    predictor.bars.get = fetch  # type: ignore[method-assign]
     second = [asyncio.create_task(predictor.predict("SPY")) for _ in range(10)]
     results = await asyncio.gather(*first, *second, return_exceptions=True)
 

@@ -340,8 +340,9 @@ class SimulatedProvider:
         if bars.empty:
             return None
         last_time = bars.index[-1]
-        today = bars.loc[bars.index.normalize() == last_time.normalize()]
-        before = bars.loc[bars.index < last_time.normalize()]
+        # The frame is sorted: one binary search, not a normalise() of every bar since the start (~4 ms).
+        start = int(bars.index.searchsorted(last_time.normalize()))
+        today, before = bars.iloc[start:], bars.iloc[:start]
         last = float(bars["close"].iloc[-1])
         tick = 0.01
         return Quote(
