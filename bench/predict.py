@@ -1,10 +1,13 @@
 """One full /predict: Predictor.predict (bars, levels, features, 4 models) + Services.prediction_png,
 with the models loaded and the market data already in memory, on SPY at a fixed open-market time.
 
-Two paths, each timed over --runs runs after one warm-up:
-  cached    the options levels come from the predictor's 60 s cache (any repeat within a minute)
+Three paths, each timed over --runs runs after one warm-up:
+  cached    the options levels come from the predictor's 60 s cache and the last bar's features
+            and model outputs are reused (any repeat within the same bar and minute)
   uncached  `predictor._levels_cache` is cleared first, so the chain is fetched and the levels
             recomputed (the first /predict of a minute)
+  new bar   both caches are cleared: features, models, chain and levels all computed (the first
+            /predict after a bar closes)
 Targets (2 cores): median < 150 ms, p95 < 300 ms.
 
     .venv/bin/python bench/predict.py [--runs 50] [--symbol SPY] [--profile]
@@ -42,7 +45,8 @@ class Timed:
             self.times.append(time.perf_counter() - t0)
 
 
-async def measure(stack: Stack, symbol: str, runs: int, clear_levels: bool) -> dict[str, list[float]]:
+async def measure(stack: Stack, symbol: str, runs: int, clear_levels: bool,
+                  clear_scores: bool = False) -> dict[str, list[float]]:
     predictor, services = stack.services.predictor, stack.services
     levels = Timed(predictor.levels)
     predictor.levels = levels  # type: ignore[method-assign]  # predict() calls self.levels
@@ -51,6 +55,8 @@ async def measure(stack: Stack, symbol: str, runs: int, clear_levels: bool) -> d
         for _ in range(runs):
             if clear_levels:
                 predictor._levels_cache.clear()
+            if clear_scores:
+                predictor._scored.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             bundle = await predictor.predict(symbol, now=OPEN_TIME)
             t1 = time.perf_counter()
@@ -89,10 +95,11 @@ async def run(args: argparse.Namespace) -> int:
             return fn(*a, **kw)
 
         asyncio.to_thread = inline  # type: ignore[assignment]
-    for label, clear in (("cached levels", False), ("uncached levels", True)):
+    for label, clear, clear_scores in (("cached levels", False, False), ("uncached levels", True, False),
+                                       ("new bar", True, True)):
         if profiler:
             profiler.enable()
-        results[label] = await measure(stack, args.symbol, args.runs, clear)
+        results[label] = await measure(stack, args.symbol, args.runs, clear, clear_scores)
         if profiler:
             profiler.disable()
 
