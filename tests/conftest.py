@@ -3,6 +3,7 @@ developer's real `.env` or shell can never make a test talk to Telegram, Discord
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -18,6 +19,16 @@ def _isolated_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith(_SCRUB):
             monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`tradebot` entry points install their own root handler; put pytest's capture back after."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = saved
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

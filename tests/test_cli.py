@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import logging
 import struct
 import time
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -29,16 +27,6 @@ PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_scor
 LEVELS_KEYS = {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall", "put_wall",
                "zero_gamma", "vanna_support", "vanna_resistance", "skipped", "data_source"}
 STRIKE_KEYS = {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex", "call_vex", "put_vex", "net_vex"}
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # main() installs its own root handler on the (captured) stderr; put pytest's handlers back.
-    root = logging.getLogger()
-    saved, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = saved
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bot.alerts import AlertEngine
 from bot.commands import CommandLayer
@@ -28,7 +27,7 @@ from bot.state import StateDB
 from core.marketdata import make_provider
 from core.marketdata.tradier import TradierProvider
 from tests.fakes.bot_stack import OPEN_TIME, make_settings
-from tests.fakes.fake_tradier import FakeTradier
+from tests.fakes.fake_tradier import FakeTradier, run_fake_tradier
 
 TOKEN = "tradier-FAULTS-token-8c1d0e77"
 UNAVAILABLE = "Market data unavailable, retrying in the background: try again in a minute."
@@ -60,26 +59,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_fake_tradier() -> AsyncIterator[FakeTradier]:
-    """The shared FakeTradier, served so that a request the client abandoned ends with it (a slow
-    fault's handler is cancelled) and shutdown does not wait out a 30-second sleep."""
-    fake = FakeTradier(token=TOKEN, now=OPEN_TIME)
-    runner = web.AppRunner(fake.app, access_log=None, shutdown_timeout=0.2, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.base_url = f"http://{host}:{port}/v1/"
-    try:
-        yield fake
-    finally:
-        await runner.cleanup()
-
-
-@asynccontextmanager
 async def tradier_stack(tmp_path: Path, *, provider_defaults: bool = False,
                         **provider_options: object) -> AsyncIterator[Stack]:
-    async with serve_fake_tradier() as fake:
+    async with run_fake_tradier(TOKEN, OPEN_TIME, cancel_abandoned=True) as fake:
         settings = make_settings(tmp_path, market_data="tradier", tradier_token=TOKEN,
                                  tradier_base_url=fake.base_url, telegram_allowed_chat_ids=CHATS)
         if provider_defaults:  # exactly what `tradebot run` builds from these settings

@@ -4,8 +4,6 @@ simulated market (wall clock) into a temporary folder store or a real S3-compati
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,16 +19,6 @@ from tests.fakes.synthetic_bars import random_walk_bars
 
 MANIFEST_KEYS = {"version", "trained_at", "data_window", "data_source", "feature_names", "label_params",
                  "metrics", "package_versions", "files"}
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    # main() installs its own root handler on the (captured) stderr; put pytest's handlers back.
-    root = logging.getLogger()
-    saved, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = saved
-    root.setLevel(level)
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, tmp: Path, **values: str) -> None:

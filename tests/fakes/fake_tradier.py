@@ -626,11 +626,15 @@ class FakeTradier:
 
 
 @asynccontextmanager
-async def run_fake_tradier(token: str = "test-token", now: datetime | None = None
-                           ) -> AsyncIterator[FakeTradier]:
-    """Serve a FakeTradier on 127.0.0.1 (free port) for the duration of the block."""
+async def run_fake_tradier(token: str = "test-token", now: datetime | None = None, *,
+                           cancel_abandoned: bool = False) -> AsyncIterator[FakeTradier]:
+    """Serve a FakeTradier on 127.0.0.1 (free port) for the duration of the block.
+
+    cancel_abandoned: a request the client gave up on ends with it (a slow fault's handler is
+    cancelled), so shutdown does not wait out a long injected delay."""
     fake = FakeTradier(token=token, now=now)
-    runner = web.AppRunner(fake.app, access_log=None)
+    options = {"shutdown_timeout": 0.2, "handler_cancellation": True} if cancel_abandoned else {}
+    runner = web.AppRunner(fake.app, access_log=None, **options)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
