@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import multiprocessing
 import signal
 import sys
 from datetime import datetime
@@ -114,9 +115,16 @@ class BotApp:
         from training.worker import train_all_in_process
 
         loop = asyncio.get_running_loop()
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
-            ok = await loop.run_in_executor(pool, train_all_in_process)
-        log.info("in-process training finished (%s)", ok)
+        # spawn, not fork: forking a process that runs an event loop and threads can deadlock the child.
+        context = multiprocessing.get_context("spawn")
+        try:
+            with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+                ok = await loop.run_in_executor(pool, train_all_in_process)
+        except Exception as exc:  # a failed training must not take the bot down
+            await self._warn_admins_once(f"Daily training failed ({type(exc).__name__}: {exc}); "
+                                         "current models keep serving")
+            return
+        log.info("daily training in a worker process finished (%s)", "published" if ok else "not all published")
         await self.reload_models()
 
     # ---- life cycle ---------------------------------------------------------------------------
