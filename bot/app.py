@@ -15,6 +15,7 @@ import multiprocessing
 import signal
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 from bot.alerts import AlertEngine, Notifier
@@ -32,7 +33,7 @@ SHUTDOWN_SECONDS = 8.0
 CHART_RETENTION_DAYS = 7
 
 
-def state_path(settings: Settings):  # type: ignore[no-untyped-def]
+def state_path(settings: Settings) -> Path:
     return settings.state_dir / "tradebot.sqlite3"
 
 
@@ -240,7 +241,7 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
         await app.shutdown()
 
 
-async def performance_report(settings: Settings, *, as_json: bool, chart) -> int:  # type: ignore[no-untyped-def]
+async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None) -> int:
     import json
 
     from bot.scorecard import compute_scorecard, format_scorecard

@@ -13,8 +13,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.services import Services
 
 log = logging.getLogger("tradebot")
 
@@ -178,7 +182,7 @@ async def cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
 
     symbol = _symbol(settings, args.symbol)
 
-    async def go(services) -> int:  # type: ignore[no-untyped-def]
+    async def go(services: Services) -> int:
         report = await services.registry.reload()
         if symbol in report.failed:
             raise CliError(f"cannot load the {symbol} model: {report.failed[symbol]}")
@@ -202,7 +206,7 @@ async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
 
     symbol = _symbol(settings, args.symbol)
 
-    async def go(services) -> int:  # type: ignore[no-untyped-def]
+    async def go(services: Services) -> int:
         report = await services.predictor.levels(symbol)
         png = await services.levels_png(report)
         path = args.chart or services.chart_path("levels", symbol, report.as_of)
