@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from config import Settings
 from core.marketdata import make_provider
 from training.features import atr, build_features
@@ -69,7 +71,8 @@ async def run_symbol_backtest(settings: Settings, symbol: str, *, chart: Path | 
         features = build_features(bars, settings.bar_minutes)
         labels = build_labels(bars, params, atr(bars))
         wf = evaluate_walk_forward(features, labels, params)
-        return run_backtest(wf.oos, labels, threshold=settings.alert_threshold)
+        return run_backtest(wf.oos, labels, threshold=settings.alert_threshold,
+                            cooldown=pd.Timedelta(minutes=settings.alert_cooldown_minutes))
 
     report = await asyncio.to_thread(compute)
     if as_json:
