@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.commands import CommandLayer
+from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply
 from bot.state import StateDB
 from core import calendar
@@ -67,6 +68,7 @@ class AlertEngine:
         for symbol, rows in by_symbol.items():
             await self._scan_symbol(symbol, rows, at, result)
         result.sent.extend(await self.deliver_pending(at))
+        release_memory()
         return result
 
     async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult) -> None:
