@@ -100,22 +100,28 @@ def _section(payload: Any, outer: str) -> Any:
     return payload.get(outer)
 
 
-def _items(payload: Any, outer: str, inner: str) -> list[Any]:
+def _object_section(payload: Any, outer: str) -> dict[str, Any] | None:
+    """The `outer` wrapper as an object, or None when Tradier sent null / "null" for "no items"."""
     section = _section(payload, outer)
     if is_null(section):
-        return []
+        return None
     if not isinstance(section, dict):
         raise MarketDataError(f"unexpected Tradier answer ('{outer}' is not an object)")
+    return section
+
+
+def _items(payload: Any, outer: str, inner: str) -> list[Any]:
+    section = _object_section(payload, outer)
+    if section is None:
+        return []
     return [x for x in as_list(section.get(inner)) if not is_null(x)]
 
 
 def quotes(payload: Any) -> tuple[dict[str, Quote], list[str]]:
     """Quotes by symbol, and the symbols Tradier did not recognise."""
-    section = _section(payload, "quotes")
-    if is_null(section):
+    section = _object_section(payload, "quotes")
+    if section is None:
         return {}, []
-    if not isinstance(section, dict):
-        raise MarketDataError("unexpected Tradier answer ('quotes' is not an object)")
     unmatched_wrapper = section.get("unmatched_symbols")
     unmatched = [str(s) for s in as_list(unmatched_wrapper.get("symbol"))] if isinstance(
         unmatched_wrapper, dict) else []
@@ -208,11 +214,9 @@ def _date(value: Any) -> date | None:
 
 def expirations(payload: Any) -> list[date]:
     """Both shapes: {"date": [...]} and, with strikes/contractSize/expirationType, {"expiration": [...]}."""
-    section = _section(payload, "expirations")
-    if is_null(section):
+    section = _object_section(payload, "expirations")
+    if section is None:
         return []
-    if not isinstance(section, dict):
-        raise MarketDataError("unexpected Tradier answer ('expirations' is not an object)")
     raw = as_list(section.get("date"))
     raw += [e.get("date") for e in as_list(section.get("expiration")) if isinstance(e, dict)]
     return sorted({d for d in (_date(x) for x in raw) if d is not None})
@@ -286,11 +290,9 @@ def clock(payload: Any) -> MarketClock:
 
 
 def calendar(payload: Any) -> list[CalendarDay]:
-    section = _section(payload, "calendar")
-    if is_null(section):
+    section = _object_section(payload, "calendar")
+    if section is None:
         return []
-    if not isinstance(section, dict):
-        raise MarketDataError("unexpected Tradier answer ('calendar' is not an object)")
     days = section.get("days")
     rows = as_list(days.get("day")) if isinstance(days, dict) else []
     out: list[CalendarDay] = []
