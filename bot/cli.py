@@ -189,13 +189,8 @@ async def cmd_predict(settings: Settings, args: argparse.Namespace) -> int:
         bundle = await services.predictor.predict(symbol)
         pred = bundle.prediction
         png = await services.prediction_png(bundle)
-        path = args.chart or services.chart_path("predict", symbol, pred.as_of)
-        _write(path, png)
-        if args.json:
-            print(json.dumps(pred.to_dict()))
-        else:
-            print(format_prediction(pred, horizon_minutes=settings.horizon_bars * settings.bar_minutes))
-            print(f"Chart: {path}")
+        _emit(args, png, services.chart_path("predict", symbol, pred.as_of), pred.to_dict(),
+              lambda: format_prediction(pred, horizon_minutes=settings.horizon_bars * settings.bar_minutes))
         return 0
 
     return await _with_services(settings, go)
@@ -209,13 +204,8 @@ async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
     async def go(services: Services) -> int:
         report = await services.predictor.levels(symbol)
         png = await services.levels_png(report)
-        path = args.chart or services.chart_path("levels", symbol, report.as_of)
-        _write(path, png)
-        if args.json:
-            print(json.dumps(report.to_dict()))
-        else:
-            print(format_levels(report, data_source=services.provider.source))
-            print(f"Chart: {path}")
+        _emit(args, png, services.chart_path("levels", symbol, report.as_of), report.to_dict(),
+              lambda: format_levels(report, data_source=services.provider.source))
         return 0
 
     return await _with_services(settings, go)
@@ -263,6 +253,18 @@ async def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
         db.close()
     print(f"{n} predictions written to {args.file}")
     return 0
+
+
+def _emit(args: argparse.Namespace, png: bytes, default_path: Path, as_json: dict,
+          as_text: Callable[[], str]) -> None:
+    """Write the chart (to --chart or the default path), then print JSON or the readable text."""
+    path = args.chart or default_path
+    _write(path, png)
+    if args.json:
+        print(json.dumps(as_json))
+    else:
+        print(as_text())
+        print(f"Chart: {path}")
 
 
 def _write(path: Path, data: bytes) -> None:

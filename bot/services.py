@@ -45,9 +45,8 @@ class Services:
         return await asyncio.to_thread(render_levels_chart, report, data_source=self.provider.source)
 
     def chart_path(self, kind: str, symbol: str, when: datetime) -> Path:
-        folder = self.settings.state_dir / "charts"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{symbol}_{kind}_{when.astimezone(NY):%Y%m%d_%H%M}.png"
+        """Where a chart goes by default; the writer creates the folder."""
+        return self.settings.state_dir / "charts" / f"{symbol}_{kind}_{when.astimezone(NY):%Y%m%d_%H%M}.png"
 
 
 def build_services(settings: Settings, provider: MarketDataProvider | None = None) -> Services:
