@@ -31,7 +31,7 @@ from bot.scorecard import compute_scorecard, format_scorecard
 from bot.services import Services
 from bot.state import StateDB
 from core import calendar
-from core.predictor import UnknownSymbol, bar_close_time
+from core.predictor import UnknownSymbol
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -395,4 +395,4 @@ def _log_line(r: object) -> str:
             f"win {100 * float(get('win_probability') or 0):.0f}% → {result}")
 
 
-__all__ = ["CommandLayer", "parse_command", "horizon_end", "bar_close_time"]
+__all__ = ["CommandLayer", "parse_command", "horizon_end"]

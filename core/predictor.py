@@ -24,6 +24,7 @@ from core.model_registry import LoadedModel, ModelRegistry
 from core.options import compute_levels
 from core.types import NY, LevelsReport, MarketDataError, Prediction
 from training.features import FEATURE_NAMES, atr, build_features
+from training.models import features_out_of_range
 
 log = logging.getLogger(__name__)
 MAX_MODEL_AGE_SESSIONS = 3
@@ -202,21 +203,12 @@ class Predictor:
 
 def _range_warnings(ranges: dict, last: pd.DataFrame, limit: int = 3) -> list[str]:
     out = []
-    for name, bounds in ranges.items():
-        if name not in last.columns or not isinstance(bounds, list | tuple) or len(bounds) != 2:
-            continue
-        if not all(isinstance(b, int | float) for b in bounds):  # None: never seen in training (no VIX)
-            continue
+    for name in features_out_of_range(ranges, last.iloc[0])[:limit]:
         value = float(last[name].iloc[0])
-        lo, hi = float(bounds[0]), float(bounds[1])
-        if not math.isfinite(value):
-            continue
-        if value < lo or value > hi:
-            label = FEATURE_LABELS.get(name, name)
-            where = "above" if value > hi else "below"
-            out.append(f"low confidence: {label} {value:.3g} {where} its training range [{lo:.3g}, {hi:.3g}]")
-        if len(out) >= limit:
-            break
+        lo, hi = (float(b) for b in ranges[name])
+        label = FEATURE_LABELS.get(name, name)
+        where = "above" if value > hi else "below"
+        out.append(f"low confidence: {label} {value:.3g} {where} its training range [{lo:.3g}, {hi:.3g}]")
     return out
 
 

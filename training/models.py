@@ -126,6 +126,21 @@ def check_feature_columns(features: pd.DataFrame) -> None:
         raise ModelFormatError(f"feature frame lacks {len(missing)} model feature(s), e.g. {missing[0]!r}")
 
 
+def features_out_of_range(ranges: dict, row: pd.Series) -> list[str]:
+    """Names (in FEATURE_NAMES order) whose value in `row` lies outside its [lo, hi] training range.
+    A missing value, or a range never seen in training (None bounds, e.g. no VIX), is not flagged."""
+    bad = []
+    for name in FEATURE_NAMES:
+        bounds = ranges.get(name)
+        if name not in row.index or not isinstance(bounds, list | tuple) or len(bounds) != 2:
+            continue
+        lo, hi = bounds
+        v = row[name]
+        if pd.notna(v) and lo is not None and hi is not None and not lo <= v <= hi:
+            bad.append(name)
+    return bad
+
+
 @dataclass
 class ModelSet:
     boosters: dict[str, lgb.Booster]
@@ -203,14 +218,7 @@ class ModelSet:
 
     def out_of_range(self, features: pd.DataFrame) -> list[str]:
         """Names of features whose value in the LAST row lies outside the training range."""
-        row = features[FEATURE_NAMES].iloc[-1]
-        bad = []
-        for name in FEATURE_NAMES:
-            lo, hi = self.ranges.get(name, [None, None])
-            v = row[name]
-            if pd.notna(v) and lo is not None and hi is not None and not lo <= v <= hi:
-                bad.append(name)
-        return bad
+        return features_out_of_range(self.ranges, features.iloc[-1])
 
     # ---- files --------------------------------------------------------------------------------------
     def to_files(self) -> dict[str, bytes]:
