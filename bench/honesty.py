@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_settings  # noqa: E402
 from core.marketdata.simulated import SimulatedProvider  # noqa: E402
+from core.model.features import atr, build_features  # noqa: E402
 from core.types import NY  # noqa: E402
 from tests.fakes.synthetic_bars import random_walk_bars  # noqa: E402
-from training.features import atr, build_features  # noqa: E402
 from training.labels import build_labels  # noqa: E402
 from training.pipeline import label_params  # noqa: E402
 from training.walkforward import evaluate_walk_forward  # noqa: E402

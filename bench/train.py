@@ -14,10 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.model.features import atr, build_features  # noqa: E402
+from core.model.model_set import LabelParams  # noqa: E402
 from tests.fakes.synthetic_bars import planted_pattern_bars  # noqa: E402
-from training.features import atr, build_features  # noqa: E402
-from training.labels import LabelParams, build_labels  # noqa: E402
-from training.models import ModelSet  # noqa: E402
+from training.labels import build_labels  # noqa: E402
+from training.models import fit_model_set  # noqa: E402
 from training.walkforward import evaluate_walk_forward  # noqa: E402
 
 TARGET_SECONDS = 20.0
@@ -44,7 +45,7 @@ def main() -> int:
     stages.append(("labels", time.perf_counter()))
     wf = evaluate_walk_forward(features, labels, params, seed=args.seed)
     stages.append(("walk-forward (5 folds)", time.perf_counter()))
-    models = ModelSet.fit(features, labels, params, seed=args.seed)
+    models = fit_model_set(features, labels, params, seed=args.seed)
     stages.append(("final fit", time.perf_counter()))
     total = time.perf_counter() - start
     size_kb = sum(len(b) for b in models.to_files().values()) / 1024

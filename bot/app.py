@@ -136,7 +136,7 @@ class BotApp:
 
             print(f"No published model for {', '.join(report.missing)}: training first "
                   f"({self.services.provider.source} data)...", file=sys.stderr, flush=True)
-            await train_symbols(self.settings, symbols=report.missing, provider=self.services.provider,
+            await train_symbols(self.settings, self.services.store, self.services.archive, symbols=report.missing, provider=self.services.provider,
                                 progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
             report = await self.services.registry.reload()
         if report.failed:

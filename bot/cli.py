@@ -110,10 +110,12 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from bot.formatting import format_metrics_table
+    from core.stores import open_store
     from training.pipeline import train_symbols
 
     symbols = [_symbol(settings, s) for s in args.symbol] if args.symbol else None
-    results = await train_symbols(settings, symbols=symbols, force=args.force,
+    store, archive = open_store(settings)
+    results = await train_symbols(settings, store, archive, symbols=symbols, force=args.force,
                                   progress=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps([r.__dict__ for r in results], default=str, indent=1))
@@ -124,7 +126,7 @@ async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
     from core.marketdata.csv_file import bar_minutes_of, read_bars_csv
-    from training.pipeline import open_store
+    from core.stores import open_store
 
     symbol = _symbol(settings, args.symbol)
     bars = await asyncio.to_thread(read_bars_csv, args.file)
@@ -143,7 +145,7 @@ async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    from training.pipeline import open_store
+    from core.stores import open_store
 
     store, _ = open_store(settings)
     if args.promote:
@@ -212,13 +214,15 @@ async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from core.stores import open_store
     from training.backtest import BacktestError
     from training.backtest_run import run_symbol_backtest
     from training.walkforward import WalkForwardError
 
     symbol = _symbol(settings, args.symbol)
+    _, archive = open_store(settings)
     try:
-        return await run_symbol_backtest(settings, symbol, chart=args.chart, as_json=args.json)
+        return await run_symbol_backtest(settings, archive, symbol, chart=args.chart, as_json=args.json)
     except (WalkForwardError, BacktestError) as exc:
         raise CliError(f"cannot backtest {symbol}: {exc}") from None
 

@@ -18,8 +18,8 @@ from core.marketdata.archive import BarArchive
 from core.model_registry import ModelRegistry
 from core.predictor import PredictionBundle, Predictor
 from core.store import ModelStore
+from core.stores import open_store
 from core.types import NY, LevelsReport
-from training.pipeline import open_store
 
 
 @dataclass

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.model.model_set import ModelSet
 from core.store import ModelNotFound, ModelStore, StoreError
-from training.models import ModelSet
 
 log = logging.getLogger(__name__)
 

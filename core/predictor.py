@@ -20,11 +20,11 @@ from config import Settings
 from core import calendar
 from core.bar_cache import BarCache
 from core.marketdata import MarketDataProvider
+from core.model.features import FEATURE_NAMES, atr, build_features
+from core.model.model_set import features_out_of_range
 from core.model_registry import LoadedModel, ModelRegistry
 from core.options import compute_levels
 from core.types import NY, LevelsReport, MarketDataError, Prediction
-from training.features import FEATURE_NAMES, atr, build_features
-from training.models import features_out_of_range
 
 log = logging.getLogger(__name__)
 MAX_MODEL_AGE_SESSIONS = 3

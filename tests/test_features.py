@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.model.features import FEATURE_NAMES, FeatureError, atr, build_features
 from tests.fakes.synthetic_bars import random_walk_bars
-from training.features import FEATURE_NAMES, FeatureError, atr, build_features
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.model.features import atr, build_features
+from core.model.model_set import LabelParams
 from tests.fakes.synthetic_bars import planted_pattern_bars, random_walk_bars
-from training.features import atr, build_features
-from training.labels import LabelParams, build_labels
+from training.labels import build_labels
 from training.walkforward import (
     WalkForwardError,
     evaluate_walk_forward,

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from core import calendar
+from core.model.features import atr
+from core.model.model_set import LabelError, LabelParams
 from core.types import NY
 from tests.fakes.synthetic_bars import random_walk_bars
-from training.features import atr
-from training.labels import LABEL_COLUMNS, LabelError, LabelParams, build_labels
+from training.labels import LABEL_COLUMNS, build_labels
 
 
 def one_session(closes: list[float], highs: list[float], lows: list[float], day: date = date(2024, 3, 4)):

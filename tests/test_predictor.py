@@ -11,10 +11,10 @@ import pytest
 from bot.services import Services, build_services
 from core import calendar
 from core.marketdata.simulated import SimulatedProvider
+from core.model.features import FEATURE_NAMES, build_features
 from core.predictor import PredictionError, UnknownSymbol
 from core.types import NY, MarketDataError, OptionContract
 from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, FixedClock, base_settings, sim_provider
-from training.features import FEATURE_NAMES, build_features
 
 PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_score", "win_probability",
                    "predicted_high", "predicted_low", "target", "stop", "vanna_support", "vanna_resistance",

@@ -11,9 +11,10 @@ import pandas as pd
 
 from config import Settings
 from core.marketdata import make_provider
-from training.features import atr, build_features
+from core.marketdata.archive import BarArchive
+from core.model.features import atr, build_features
 from training.labels import build_labels
-from training.pipeline import label_params, load_training_bars, open_store
+from training.pipeline import label_params, load_training_bars
 from training.walkforward import evaluate_walk_forward
 
 REPORT_LINES = (
@@ -52,14 +53,14 @@ def _pct(value: object) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, int | float) else "n/a"
 
 
-async def run_symbol_backtest(settings: Settings, symbol: str, *, chart: Path | None, as_json: bool) -> int:
+async def run_symbol_backtest(settings: Settings, archive: BarArchive, symbol: str, *, chart: Path | None,
+                              as_json: bool) -> int:
     import sys
 
     from training.backtest import run_backtest
 
     provider = make_provider(settings)
     try:
-        _, archive = open_store(settings)
         now = provider.now()
         bars = await load_training_bars(settings, provider, archive, symbol, now,
                                         lambda m: print(m, file=sys.stderr, flush=True))

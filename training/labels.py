@@ -7,42 +7,16 @@ and are left out of training and evaluation. Labels of t read only close_t, ATR_
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
+
+from core.model.model_set import LabelError, LabelParams
 
 LABEL_COLUMNS = [
     "fut_high_ret", "fut_low_ret", "win_long", "win_short", "quality_long", "quality_short",
     "outcome_r_long", "outcome_r_short", "complete",
 ]
-
-
-class LabelError(ValueError):
-    """Label parameters or inputs are unusable."""
-
-
-@dataclass(frozen=True)
-class LabelParams:
-    horizon_bars: int = 12
-    target_atr: float = 1.0  # k: profit target distance in ATRs
-    stop_atr: float = 1.0  # m: stop distance in ATRs (1R)
-    quality_r: float = 2.0  # favourable excursion must be >= this many times the adverse one
-    min_move_atr: float = 0.5  # ... and at least this many ATRs
-
-    def __post_init__(self) -> None:
-        if self.horizon_bars < 1:
-            raise LabelError("horizon_bars must be >= 1")
-        if self.target_atr <= 0 or self.stop_atr <= 0 or self.quality_r <= 0 or self.min_move_atr < 0:
-            raise LabelError("target_atr, stop_atr and quality_r must be > 0 and min_move_atr >= 0")
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> LabelParams:
-        return cls(**{k: data[k] for k in asdict(cls()) if k in data})
 
 
 def _windows(values: np.ndarray, h: int, fill: float) -> np.ndarray:

@@ -16,12 +16,13 @@ from config import Settings
 from core import calendar
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
-from core.store import IntegrityError, ModelNotFound, ModelStore, open_blob_store
+from core.model.features import FEATURE_NAMES, atr, build_features
+from core.model.model_set import LabelParams, ModelSet
+from core.store import IntegrityError, ModelNotFound, ModelStore
 from core.types import NY, MarketDataError
-from training.features import FEATURE_NAMES, atr, build_features
 from training.gate import check_gate
-from training.labels import LabelParams, build_labels
-from training.models import ModelSet, TrainingDataError
+from training.labels import build_labels
+from training.models import TrainingDataError, fit_model_set
 from training.walkforward import WalkForwardError, evaluate_walk_forward
 
 Progress = Callable[[str], None]
@@ -50,11 +51,6 @@ def label_params(settings: Settings) -> LabelParams:
         quality_r=settings.quality_r,
         min_move_atr=settings.quality_min_move_atr,
     )
-
-
-def open_store(settings: Settings) -> tuple[ModelStore, BarArchive]:
-    blobs = open_blob_store(settings.model_store, settings.s3_endpoint_url)
-    return ModelStore(blobs, keep=settings.keep_versions), BarArchive(blobs, settings.state_dir / "archive")
 
 
 def _package_versions() -> dict[str, str]:
@@ -115,7 +111,7 @@ def train_on_bars(
     progress(f"{symbol}: purged walk-forward evaluation")
     wf = evaluate_walk_forward(features, labels, params)
     progress(f"{symbol}: final fit on all data")
-    models = ModelSet.fit(features, labels, params)
+    models = fit_model_set(features, labels, params)
     manifest = {
         "symbol": symbol,
         "timeframe": settings.timeframe,
@@ -133,6 +129,8 @@ def train_on_bars(
 
 async def train_symbols(
     settings: Settings,
+    store: ModelStore,
+    archive: BarArchive,
     *,
     symbols: list[str] | None = None,
     force: bool = False,
@@ -140,7 +138,6 @@ async def train_symbols(
     provider: MarketDataProvider | None = None,
     now: datetime | None = None,
 ) -> list[TrainResult]:
-    store, archive = open_store(settings)
     own_provider = provider is None
     provider = provider or make_provider(settings)
     now = now or provider.now()

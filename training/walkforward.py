@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from training.labels import LabelParams
-from training.models import CLASSIFIERS, NUM_TREES, REGRESSORS, ModelSet, usable_rows
+from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
+from training.models import NUM_TREES, fit_model_set, usable_rows
 
 MIN_FOLDS = 4
 ALERT_PROBABILITY = 0.8
@@ -124,7 +124,7 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
     for i, fold in enumerate(folds):
         train_idx = features.index[fold.train_positions]
         test_idx = features.index[fold.test_positions]
-        models = ModelSet.fit(features.loc[train_idx], labels.loc[train_idx], params, seed=seed,
+        models = fit_model_set(features.loc[train_idx], labels.loc[train_idx], params, seed=seed,
                               num_trees=num_trees)
         pred = models.predict(features.loc[test_idx])
         pred["fold"] = i

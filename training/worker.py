@@ -9,9 +9,11 @@ import logging
 
 def train_all_in_process() -> bool:
     from config import load_settings
+    from core.stores import open_store
     from training.pipeline import train_symbols
 
     settings = load_settings()
     log = logging.getLogger("tradebot.train")
-    results = asyncio.run(train_symbols(settings, progress=log.info))
+    store, archive = open_store(settings)
+    results = asyncio.run(train_symbols(settings, store, archive, progress=log.info))
     return all(r.published or r.metrics for r in results)

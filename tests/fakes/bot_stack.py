@@ -51,13 +51,15 @@ def trained_models_dir() -> Path:
     global _TRAINED
     if _TRAINED is not None and _TRAINED.exists():
         return _TRAINED
+    from core.stores import open_store
     from training.pipeline import train_symbols
 
     root = Path(tempfile.mkdtemp(prefix="tradebot-models-"))
     settings = base_settings(root)
     provider = SimulatedProvider(seed=settings.simulated_seed, symbols=settings.symbols,
                                  clock=FixedClock(OPEN_TIME))
-    results = asyncio.run(train_symbols(settings, provider=provider, progress=lambda m: None))
+    store, archive = open_store(settings)
+    results = asyncio.run(train_symbols(settings, store, archive, provider=provider, progress=lambda m: None))
     assert all(r.published for r in results), [r.reasons for r in results]
     _TRAINED = root / "models"
     return _TRAINED
