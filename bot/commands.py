@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
@@ -80,6 +80,37 @@ def horizon_end(as_of: datetime, horizon_bars: int, bar_minutes: int) -> datetim
     return end
 
 
+Handler = Callable[["CommandLayer", Requester, list[str]], Awaitable[Reply]]
+
+
+def handles(name: str) -> Callable[[Handler], Handler]:
+    """Binds a CommandLayer method to the spec it serves (Errbot's @botcmd idea, with the spec kept apart
+    so the transports' menus never import the layer). An unknown name fails at import."""
+    spec = COMMANDS_BY_NAME[name]
+
+    def bind(handler: Handler) -> Handler:
+        handler.command_spec = spec  # type: ignore[attr-defined]
+        return handler
+
+    return bind
+
+
+def handler_table(layer: type) -> dict[str, Handler]:
+    """Spec name -> handler, built once; start-up fails unless every spec has exactly one handler."""
+    table: dict[str, Handler] = {}
+    for member in vars(layer).values():
+        spec = getattr(member, "command_spec", None)
+        if spec is None:
+            continue
+        if spec.name in table:
+            raise RuntimeError(f"two handlers for /{spec.name}")
+        table[spec.name] = member
+    missing = [c.name for c in COMMANDS if c.name not in table]
+    if missing:
+        raise RuntimeError(f"no handler for /{', /'.join(missing)}")
+    return table
+
+
 class CommandLayer:
     def __init__(
         self,
@@ -142,7 +173,7 @@ class CommandLayer:
             if wait:
                 return Reply(f"Too many requests from this chat: try again in {wait:.0f} s.", ok=False)
         try:
-            return await getattr(self, f"cmd_{spec.name}")(who, args)
+            return await HANDLERS[spec.name](self, who, args)
         except ArgumentError as exc:
             return Reply(str(exc), ok=False)
         except UnknownSymbol as exc:
@@ -170,9 +201,11 @@ class CommandLayer:
         return Reply(text, title="tradebot is up")
 
     # ---- commands -------------------------------------------------------------------------------
+    @handles("start")
     async def cmd_start(self, who: Requester, args: list[str]) -> Reply:
         return await self.cmd_help(who, args)
 
+    @handles("help")
     async def cmd_help(self, who: Requester, args: list[str]) -> Reply:
         s = self.settings
         lines = [
@@ -192,6 +225,7 @@ class CommandLayer:
             return self.settings.symbols[0]
         return self.services.predictor.check_symbol(args[index])
 
+    @handles("predict")
     async def cmd_predict(self, who: Requester, args: list[str]) -> Reply:
         symbol = self._symbol(args)
         reply, _ = await self.predict_reply(symbol, requested_by=who.recipient)
@@ -219,6 +253,7 @@ class CommandLayer:
                       image_name=f"{symbol}_prediction.png", buttons=buttons)
         return reply, record
 
+    @handles("levels")
     async def cmd_levels(self, who: Requester, args: list[str]) -> Reply:
         symbol = self._symbol(args)
         report = await asyncio.wait_for(self.services.predictor.levels(symbol), PREDICT_TIMEOUT_SECONDS)
@@ -232,6 +267,7 @@ class CommandLayer:
             return list(self.settings.symbols)
         return [self.services.predictor.check_symbol(arg)]
 
+    @handles("subscribe")
     async def cmd_subscribe(self, who: Requester, args: list[str]) -> Reply:
         threshold = self.settings.alert_threshold
         if len(args) > 1:
@@ -243,6 +279,7 @@ class CommandLayer:
                      f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
                      title="Subscribed")
 
+    @handles("unsubscribe")
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
         arg = args[0] if args else None
         symbol = None if arg is None or arg.lower() == "all" else self.services.predictor.check_symbol(arg)
@@ -251,6 +288,7 @@ class CommandLayer:
         return Reply(f"Unsubscribed from {what} ({n} subscription{'s' if n != 1 else ''} removed).",
                      title="Unsubscribed")
 
+    @handles("status")
     async def cmd_status(self, who: Requester, args: list[str]) -> Reply:
         s = self.settings
         now = self.services.provider.now()
@@ -285,6 +323,7 @@ class CommandLayer:
             lines.append("This chat has no alert subscriptions (/subscribe).")
         return Reply("\n".join(lines), title="tradebot status")
 
+    @handles("performance")
     async def cmd_performance(self, who: Requester, args: list[str]) -> Reply:
         from charts.performance_chart import render_performance_chart
 
@@ -298,6 +337,7 @@ class CommandLayer:
                 card.get("cumulative_r", []), title="Live scorecard")
         return Reply(text, title="Live scorecard", image=png, image_name="performance.png")
 
+    @handles("log")
     async def cmd_log(self, who: Requester, args: list[str]) -> Reply:
         n = 10
         if args:
@@ -310,6 +350,7 @@ class CommandLayer:
         lines = [_log_line(r) for r in rows]
         return Reply("\n".join(lines), title=f"Last {len(rows)} predictions")
 
+    @handles("reload")
     async def cmd_reload(self, who: Requester, args: list[str]) -> Reply:
         if self._reload is not None:
             result = self._reload()
@@ -326,6 +367,9 @@ class CommandLayer:
                          + " (previous models keep serving)")
         return Reply("Reload: " + ("; ".join(parts) or "nothing to do"), title="Models reloaded",
                      ok=report.ok)
+
+
+HANDLERS = handler_table(CommandLayer)
 
 
 def app_version() -> str:
