@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from config import ConfigError, Settings, load_settings
 
@@ -156,6 +156,8 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     rows = await asyncio.to_thread(store.list_all)
     if args.symbol:
         rows = [r for r in rows if r.get("symbol") == args.symbol.upper()]
+    for r in rows:
+        r["summary"] = version_summary(r["metrics"], r["complete"])
     if args.json:
         print(json.dumps(rows, default=str, indent=1))
         return 0
@@ -167,6 +169,18 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{mark} {r.get('symbol', '?'):5} {r.get('timeframe', '?'):6} {r.get('version', '?'):22} "
               f"trained {r.get('trained_at', '?')}  {r.get('summary', '')}")
     return 0
+
+
+SUMMARY_KEYS = ("profit_target.auc", "trade_quality.auc", "trade_quality.brier", "future_high.relative_mae",
+                "future_low.relative_mae")
+
+
+def version_summary(metrics: dict[str, Any], complete: bool) -> str:
+    """One short line per version for `tradebot models`, e.g. "auc=0.612 brier=0.231"."""
+    keys = [k for k in SUMMARY_KEYS if k in metrics] or sorted(metrics)
+    parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}" for k in keys]
+    text = " ".join(parts[:6])
+    return text if complete else f"{text} (incomplete)".strip()
 
 
 async def _with_services(settings: Settings, fn: Callable[..., Awaitable[int]], *a: object) -> int:

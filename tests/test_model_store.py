@@ -12,6 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from bot.cli import version_summary
 from core.store import (
     BlobStore,
     BucketNotFound,
@@ -97,7 +98,7 @@ def test_publish_list_load_roundtrip(blobs: BlobStore) -> None:
     assert [r["is_latest"] for r in rows] == [True, False]
     assert all(r["complete"] for r in rows)
     assert rows[0]["metrics"] == {"auc": pytest.approx(0.52)}  # only scalar metrics in the summary
-    assert rows[0]["summary"] == "auc=0.520"
+    assert version_summary(rows[0]["metrics"], rows[0]["complete"]) == "auc=0.520"
     assert rows[1]["trained_at"] == "2026-11-01T11:00:00+00:00"
     everything = store.list_all()
     assert {(r["symbol"], r["version"]) for r in everything} == {("SPY", v1), ("SPY", v2), ("QQQ", v_qqq)}
@@ -171,7 +172,7 @@ def test_interrupted_before_manifest_is_incomplete(blobs: BlobStore) -> None:
     with pytest.raises(StoreError):
         publish(ModelStore(RecordingBlobs(blobs, fail_put_suffix="/manifest.json"), clock=clock), 2)
     rows = ModelStore(blobs).list_versions("SPY", "5min")
-    assert [r["complete"] for r in rows] == [False, True] and rows[0]["summary"] == "(incomplete)"
+    assert [r["complete"] for r in rows] == [False, True] and version_summary(rows[0]["metrics"], False) == "(incomplete)"
     with pytest.raises(ModelNotFound):
         ModelStore(blobs).load("SPY", "5min", rows[0]["version"])
 

@@ -101,18 +101,6 @@ def _scalar_metrics(manifest: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-SUMMARY_KEYS = ("profit_target.auc", "trade_quality.auc", "trade_quality.brier", "future_high.relative_mae",
-                "future_low.relative_mae")
-
-
-def _summary(metrics: dict[str, Any], complete: bool) -> str:
-    """One short line for `tradebot models`, e.g. "auc=0.612 brier=0.231"."""
-    keys = [k for k in SUMMARY_KEYS if k in metrics] or sorted(metrics)
-    parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}" for k in keys]
-    text = " ".join(parts[:6])
-    return text if complete else f"{text} (incomplete)".strip()
-
-
 class ModelStore:
     def __init__(self, blobs: BlobStore, keep: int = 10, clock: Callable[[], datetime] | None = None):
         if keep < 1:
@@ -341,7 +329,6 @@ class ModelStore:
             rows.append({
                 "symbol": symbol, "timeframe": timeframe, "version": version,
                 "trained_at": manifest.get("trained_at"), "metrics": metrics,
-                "summary": _summary(metrics, complete),
                 "is_latest": version == latest, "complete": complete,
             })
         return rows
