@@ -29,7 +29,7 @@ from bot.formatting import (
 from bot.reply import Button, Reply, Requester
 from bot.scorecard import compute_scorecard, format_scorecard
 from bot.services import Services
-from bot.state import StateDB
+from bot.state import PredictionRow, StateDB
 from core import calendar
 from core.predictor import UnknownSymbol
 from core.types import NY, MarketDataError
@@ -429,14 +429,11 @@ def _safe_store(url: str) -> str:
     return url if url.startswith("s3://") or "://" not in url else url.split("://", 1)[0] + "://…"
 
 
-def _log_line(r: object) -> str:
-    get = (lambda k: r.get(k)) if isinstance(r, dict) else (lambda k: getattr(r, k, None))
-    as_of = str(get("as_of") or "")[:16].replace("T", " ")
-    outcome = get("first_hit")
-    outcome_r = get("outcome_r")
+def _log_line(r: PredictionRow) -> str:
+    outcome, outcome_r = r.first_hit, r.outcome_r
     result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
-    return (f"{as_of} {get('symbol')} {str(get('direction') or '').upper()} score {float(get('quality_score') or 0):.0f} "
-            f"win {100 * float(get('win_probability') or 0):.0f}% → {result}")
+    return (f"{r.as_of:%Y-%m-%d %H:%M} {r.symbol} {r.direction.upper()} score {r.quality_score:.0f} "
+            f"win {100 * r.win_probability:.0f}% → {result}")
 
 
 __all__ = ["CommandLayer", "parse_command", "horizon_end"]

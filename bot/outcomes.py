@@ -13,19 +13,15 @@ from config import Settings
 from core.marketdata import MarketDataProvider
 
 
-def _get(row: object, key: str) -> object:
-    return row.get(key) if isinstance(row, dict) else getattr(row, key)
-
-
 async def score_due_predictions(state: StateDB, provider: MarketDataProvider, settings: Settings,
                                 now: datetime, limit: int = 200) -> int:
     rows = (await asyncio.to_thread(state.unscored_predictions, now))[:limit]
     scored = 0
     bars_by_symbol: dict[str, pd.DataFrame] = {}
     for row in rows:
-        symbol = str(_get(row, "symbol"))
-        as_of = pd.Timestamp(str(_get(row, "as_of")))
-        end = pd.Timestamp(str(_get(row, "horizon_end")))
+        symbol = row.symbol
+        as_of = pd.Timestamp(row.as_of)
+        end = pd.Timestamp(row.horizon_end)
         bars = bars_by_symbol.get(symbol)
         if bars is None or bars.empty or bars.index[0] > as_of or bars.index[-1] < end - pd.Timedelta(
                 minutes=settings.bar_minutes):
@@ -35,7 +31,7 @@ async def score_due_predictions(state: StateDB, provider: MarketDataProvider, se
         after = bars[(bars.index >= as_of) & (bars.index < end)]
         outcome = score_outcome(row, after, bar_minutes=settings.bar_minutes)
         await asyncio.to_thread(
-            state.record_outcome, int(_get(row, "id")), outcome["realised_high"], outcome["realised_low"],
+            state.record_outcome, row.id, outcome["realised_high"], outcome["realised_low"],
             outcome["first_hit"], outcome["outcome_r"], now, bars=outcome["bars"])
         scored += 1
     return scored

@@ -12,13 +12,14 @@ so assume the worse one). A gap through the stop still counts as -1R (slippage i
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from bot.state import PredictionRow
 from core.calendar import session_bounds, sessions_between
 from core.types import NY
 
@@ -28,10 +29,6 @@ MIN_SCORED = 10  # below this many scored predictions the rates are mostly noise
 
 class ScoringError(ValueError):
     """A prediction cannot be scored (e.g. its stop is on the wrong side of the price)."""
-
-
-def _get(row: Any, name: str) -> Any:
-    return row[name] if isinstance(row, Mapping) else getattr(row, name)
 
 
 def _as_time(value: Any, name: str) -> datetime:
@@ -44,21 +41,20 @@ def _as_time(value: Any, name: str) -> datetime:
 
 # --------------------------------------------------------------------------- one outcome
 
-def score_outcome(pred_row: Any, bars_after: pd.DataFrame, bar_minutes: int = 5) -> dict[str, Any]:
+def score_outcome(pred_row: PredictionRow, bars_after: pd.DataFrame, bar_minutes: int = 5) -> dict[str, Any]:
     """What happened after a prediction: realised high/low, which level was hit first, R.
 
-    `pred_row` is a PredictionRow or a mapping with price, stop, target, direction, as_of,
-    horizon_end. Bars (the core.types frame, index = bar start) count when they start at or
+    Reads the row's price, stop, target, direction, as_of and horizon_end. Bars (the core.types frame, index = bar start) count when they start at or
     after as_of (the close of the prediction's last bar), close by horizon_end, and close by the
     end of as_of's session. Returns realised_high, realised_low, first_hit ("target" | "stop" |
     "none"), outcome_r, bars (how many counted), exit_price. With no bar in the window (e.g. a
     prediction made at the close) bars is 0, first_hit "none", R 0 and the realised range is
     the price: the scorecard leaves such rows out.
     """
-    price, stop, target = (float(_get(pred_row, k)) for k in ("price", "stop", "target"))
-    direction = _get(pred_row, "direction")
-    as_of = _as_time(_get(pred_row, "as_of"), "as_of")
-    horizon_end = _as_time(_get(pred_row, "horizon_end"), "horizon_end")
+    price, stop, target = (float(pred_row.price), float(pred_row.stop), float(pred_row.target))
+    direction = pred_row.direction
+    as_of = _as_time(pred_row.as_of, "as_of")
+    horizon_end = _as_time(pred_row.horizon_end, "horizon_end")
     if direction not in ("long", "short"):
         raise ScoringError(f"direction {direction!r} is not long or short")
     sign = 1.0 if direction == "long" else -1.0
@@ -130,23 +126,23 @@ class _Rec:
     naive_low: float | None = None
 
 
-def _records(rows: Sequence[Any]) -> list[_Rec]:
+def _records(rows: Sequence[PredictionRow]) -> list[_Rec]:
     """Typed rows, one per distinct prediction: the same symbol/as_of/direction/model asked by
     several users counts once (alerted if any copy was)."""
     by_key: dict[tuple[Any, ...], _Rec] = {}
     for row in rows:
-        as_of = _as_time(_get(row, "as_of"), "as_of")
-        key = (_get(row, "symbol"), as_of, _get(row, "direction"), _get(row, "model_version"))
-        scored = _get(row, "scored_at") is not None
-        bars = _get(row, "bars")
+        as_of = _as_time(row.as_of, "as_of")
+        key = (row.symbol, as_of, row.direction, row.model_version)
+        scored = row.scored_at is not None
+        bars = row.bars
         rec = _Rec(
-            symbol=_get(row, "symbol"), as_of=as_of, horizon_end=_as_time(_get(row, "horizon_end"), "horizon_end"),
-            price=float(_get(row, "price")), quality=float(_get(row, "quality_score")),
-            win_p=float(_get(row, "win_probability")), pred_high=float(_get(row, "predicted_high")),
-            pred_low=float(_get(row, "predicted_low")), alerted=bool(_get(row, "alerted")), scored=scored,
-            usable=scored and (bars is None or int(bars) > 0), hit=_get(row, "first_hit") == "target",
-            r=None if _get(row, "outcome_r") is None else float(_get(row, "outcome_r")),
-            real_high=_opt_float(_get(row, "realised_high")), real_low=_opt_float(_get(row, "realised_low")),
+            symbol=row.symbol, as_of=as_of, horizon_end=_as_time(row.horizon_end, "horizon_end"),
+            price=float(row.price), quality=float(row.quality_score),
+            win_p=float(row.win_probability), pred_high=float(row.predicted_high),
+            pred_low=float(row.predicted_low), alerted=bool(row.alerted), scored=scored,
+            usable=scored and (bars is None or int(bars) > 0), hit=row.first_hit == "target",
+            r=None if row.outcome_r is None else float(row.outcome_r),
+            real_high=_opt_float(row.realised_high), real_low=_opt_float(row.realised_low),
         )
         seen = by_key.get(key)
         if seen is None or (rec.scored and not seen.scored):
@@ -256,11 +252,11 @@ def _recent_sessions(today: date, n: int) -> list[date]:
 
 
 def compute_scorecard(
-    rows: Sequence[Any], now: datetime, threshold: float = 80, last_sessions: int = 20,
+    rows: Sequence[PredictionRow], now: datetime, threshold: float = 80, last_sessions: int = 20,
 ) -> dict[str, Any]:
     """Scorecard for the last `last_sessions` NYSE sessions and for all time.
 
-    rows: PredictionRow objects (or mappings with the same keys), e.g. StateDB.all_predictions().
+    rows: e.g. StateDB.all_predictions().
     Keys: recent / all_time (window stats: counts, hit rates, avg R, brier, calibration buckets,
     mae vs the naive baseline, cumulative_r_alerts / cumulative_r_high_quality point lists),
     cumulative_r (floats, all-time alerts). Rates are None where nothing qualifies. Predictions

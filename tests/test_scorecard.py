@@ -23,13 +23,18 @@ def bars(start: datetime, hlc: list[tuple[float, float, float]], minutes: int = 
     )
 
 
-def pred(direction: str = "long", as_of: datetime = T0, horizon_minutes: int = 60, **over: float) -> dict:
+def pred(direction: str = "long", as_of: datetime = T0, horizon_minutes: int = 60, **over: float) -> PredictionRow:
     if direction == "long":
         base = {"price": 100.0, "stop": 99.0, "target": 101.5}
     else:
         base = {"price": 100.0, "stop": 101.0, "target": 98.0}
     base.update(over)
-    return {**base, "direction": direction, "as_of": as_of, "horizon_end": as_of + timedelta(minutes=horizon_minutes)}
+    return PredictionRow(
+        id=1, symbol="SPY", as_of=as_of, vix=13.0, direction=direction, quality_score=50.0, win_probability=0.5,
+        predicted_high=base["price"] + 1, predicted_low=base["price"] - 1, model_version="v1",
+        data_source="simulated", horizon_end=as_of + timedelta(minutes=horizon_minutes), source="scan",
+        requested_by=None, alerted=False, logged_at=as_of, **base,
+    )
 
 
 FLAT = (100.2, 99.8, 100.0)
@@ -200,7 +205,3 @@ def test_empty_log() -> None:
         assert window["mae"]["beats_naive"] is None and window["cumulative_r_alerts"] == []
     assert format_scorecard(card).startswith("Scorecard: too little data - no prediction has been scored yet")
 
-
-def test_scorecard_accepts_rows_as_mappings() -> None:
-    as_dicts = [r.to_dict() for r in LOG]
-    assert compute_scorecard(as_dicts, NOW, last_sessions=3) == compute_scorecard(LOG, NOW, last_sessions=3)
