@@ -1,6 +1,6 @@
 """Published models + live data -> one Prediction (and the options levels beside it).
 
-Features of the last CLOSED bar are built by `training.features.build_features`, the same function
+Features of the last CLOSED bar are built by `core.model.features.build_features`, the same function
 training uses, so live and training features cannot drift apart. Every guard that makes a number
 less trustworthy becomes a sentence in `Prediction.warnings` rather than a silent number.
 """
