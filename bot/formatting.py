@@ -86,7 +86,7 @@ def format_levels(report: LevelsReport, *, data_source: str) -> str:
 
 def _shift(ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None:
-        return "n/a" if theirs is None else f"{theirs:.2f}"
+        return "none" if theirs is None else f"{theirs:.2f}"
     return f"{theirs:.2f} ({theirs - ours:+.2f})"
 
 
