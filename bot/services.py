@@ -15,8 +15,8 @@ from charts.prediction_chart import render_prediction_chart
 from config import Settings
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
-from core.options.snapshot_archive import SnapshotArchive
 from core.model_registry import ModelRegistry
+from core.options.snapshot_archive import SnapshotArchive
 from core.predictor import PredictionBundle, Predictor
 from core.store import ModelStore
 from core.stores import open_level_archive, open_store

@@ -205,3 +205,36 @@ def test_levels_history_cli_reads_back(tmp_path, monkeypatch, capsys):
     assert "2026-11-23 15:35 spot 600.50" in text and "2026-11-24" not in text
     assert main(["levels-history", "SPY", "--from", "yesterday"]) == 1
     assert "--from 'yesterday' is not a date" in capsys.readouterr().err
+
+
+async def test_performance_levels_and_levels_reply_in_chat(tmp_path):
+    from bot.commands import CommandLayer
+    from bot.reply import Requester
+
+    console = Requester("console", "console", user_id="console")
+    settings = base_settings(tmp_path, symbols="SPY")
+    clock = FixedClock(at(TUESDAY, 10, 5))
+    services = build_services(settings, SimulatedProvider(seed=7, symbols=settings.symbols, clock=clock))
+    state = StateDB(settings.state_dir / "tradebot.sqlite3")
+    layer = CommandLayer(services, state)
+    try:
+        empty = await layer.handle(console, "/performance levels")
+        assert empty.ok and "Last 20 sessions: no sessions with snapshots yet" in empty.text
+        for when in snapshot_times(TUESDAY, 30):
+            clock.now = when
+            await take_snapshots(services, state, when)
+        clock.now = at(TUESDAY, 16, 30)
+        reply = await layer.handle(console, "/performance LEVELS")
+        assert reply.ok and "Last 20 sessions: 1 sessions, 24 Nov – 24 Nov 2026" in reply.text
+        for name in ("Call wall", "Put wall", "Zero gamma", "Vanna support", "Vanna resist.", "Round numbers*",
+                     "Prior day H/L*"):
+            assert sum(line.startswith(name) for line in reply.text.splitlines()) == 2, name
+        bad = await layer.handle(console, "/performance nonsense")
+        assert not bad.ok and bad.text == "Usage: /performance [levels]"
+        clock.now = at(TUESDAY, 10, 5)
+        levels = await layer.handle(console, "/levels SPY")
+        line = next(x for x in levels.text.splitlines() if x.startswith("If short_calls_short_puts: zero gamma"))
+        assert "vanna support" in line and "walls are convention-free" in line
+    finally:
+        await services.close()
+        state.close()
