@@ -144,6 +144,10 @@ async def test_csv_data_says_no_option_data(tmp_path):
         assert run.taken == [] and run.skipped == {"SPY": NO_OPTION_DATA}
         assert state.level_snapshots("SPY") == []
         assert await level_scorecard(services, state, at(TUESDAY, 16, 30)) is None
+        from bot.formatting import format_level_scorecard, format_levels_history
+
+        assert NO_OPTION_DATA in format_level_scorecard(None, data_source="csv")
+        assert NO_OPTION_DATA in format_levels_history("SPY", [], data_source="csv")
     finally:
         await services.close()
         state.close()
@@ -238,3 +242,21 @@ async def test_performance_levels_and_levels_reply_in_chat(tmp_path):
     finally:
         await services.close()
         state.close()
+
+
+def test_performance_levels_cli_json_and_flags(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for key, value in {"MODEL_STORE": str(tmp_path / "models"), "STATE_DIR": str(tmp_path / "state"),
+                       "MARKET_DATA": "simulated"}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["performance", "--levels", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["data_source"] == "simulated" and body["note"] is None and body["symbols"] == []
+    for window in ("last_20_sessions", "all_time"):
+        assert body[window]["sessions"] == 0
+        assert [k["kind"] for k in body[window]["kinds"]] == [
+            "call_wall", "put_wall", "zero_gamma", "vanna_support", "vanna_resistance", "round_number",
+            "prior_day_high_low"]
+        assert {k["kind"] for k in body[window]["kinds"] if k["baseline"]} == {"round_number", "prior_day_high_low"}
+    assert main(["performance", "--levels", "--chart", str(tmp_path / "x.png")]) == 1
+    assert "--chart is for the prediction scorecard" in capsys.readouterr().err
