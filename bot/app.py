@@ -89,6 +89,16 @@ class BotApp:
         except Exception:
             log.exception("alert scan failed")
 
+    async def snapshot_levels(self) -> None:
+        from bot.level_record import take_snapshots
+
+        try:
+            run = await take_snapshots(self.services, self.state, self.services.provider.now())
+            if run.taken:
+                log.info("levels snapshots: %s (%d archived)", ", ".join(run.taken), run.archived)
+        except Exception:
+            log.exception("levels snapshot failed")
+
     async def score_outcomes(self) -> None:
         from bot.outcomes import score_due_predictions
 
@@ -239,6 +249,30 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
         return result.to_dict()
     finally:
         await app.shutdown()
+
+
+async def level_performance_report(settings: Settings, *, as_json: bool) -> int:
+    """`tradebot performance --levels`: the level scorecard from the recorded snapshots."""
+    import json
+
+    from bot.formatting import format_level_scorecard
+    from bot.level_record import level_scorecard
+    from core.options.snapshot import NO_OPTION_DATA
+
+    services = build_services(settings)
+    state = StateDB(state_path(settings), recover_sends=False)
+    try:
+        card = await level_scorecard(services, state, services.provider.now())
+    finally:
+        state.close()
+        await services.close()
+    if as_json:
+        body = {"data_source": services.provider.source, "note": NO_OPTION_DATA if card is None else None}
+        body.update(card.to_dict() if card is not None else {})
+        print(json.dumps(body))
+    else:
+        print(format_level_scorecard(card, data_source=services.provider.source))
+    return 0
 
 
 async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None) -> int:

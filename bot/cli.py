@@ -11,11 +11,12 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config import ConfigError, Settings, load_settings
+from core.types import NY
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     pf = sub.add_parser("performance", help="live scorecard of logged predictions")
     pf.add_argument("--json", action="store_true")
     pf.add_argument("--chart", type=Path, metavar="PATH")
+    pf.add_argument("--levels", action="store_true", help="the options-levels scorecard instead")
+    lh = sub.add_parser("levels-history", help="recorded options-levels snapshots of one symbol")
+    lh.add_argument("symbol")
+    lh.add_argument("--from", dest="from_date", metavar="DATE")
+    lh.add_argument("--to", dest="to_date", metavar="DATE")
+    lh.add_argument("--json", action="store_true")
     e = sub.add_parser("export-log", help="write the prediction log as CSV")
     e.add_argument("file", type=Path)
     return p
@@ -256,9 +263,59 @@ async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import performance_report
+    from bot.app import level_performance_report, performance_report
 
+    if args.levels:
+        if args.chart is not None:
+            raise CliError("--chart is for the prediction scorecard, not --levels")
+        return await level_performance_report(settings, as_json=args.json)
     return await performance_report(settings, as_json=args.json, chart=args.chart)
+
+
+def _day(raw: str | None, flag: str, *, end: bool) -> datetime | None:
+    """A date (or ISO time) as the first (or, with end, the last) moment of that New York day."""
+    if raw is None:
+        return None
+    try:
+        if len(raw) == 10:
+            d = date.fromisoformat(raw)
+            return datetime.combine(d, time.max if end else time.min, tzinfo=NY)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise CliError(f"{flag} {raw!r} is not a date like 2026-11-27") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=NY)
+
+
+async def cmd_levels_history(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import state_path
+    from bot.formatting import format_levels_history
+    from bot.level_record import snapshot_history
+    from bot.state import StateDB
+    from core.options.snapshot import NO_OPTION_DATA
+
+    symbol = _symbol(settings, args.symbol)
+    start, end = _day(args.from_date, "--from", end=False), _day(args.to_date, "--to", end=True)
+    if start is not None and end is not None and end < start:
+        raise CliError("--to is before --from")
+
+    async def go(services: Services) -> int:
+        source = services.provider.source
+        snapshots = []
+        if source != "csv":
+            state = StateDB(state_path(settings), recover_sends=False)
+            try:
+                snapshots = await snapshot_history(services, state, symbol, start, end)
+            finally:
+                state.close()
+        if args.json:
+            print(json.dumps({"symbol": symbol, "data_source": source,
+                              "note": NO_OPTION_DATA if source == "csv" else None,
+                              "snapshots": [x.to_dict() for x in snapshots]}))
+        else:
+            print(format_levels_history(symbol, snapshots, data_source=source))
+        return 0
+
+    return await _with_services(settings, go)
 
 
 async def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
@@ -305,6 +362,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = 
     "backtest": cmd_backtest,
     "scan": cmd_scan,
     "performance": cmd_performance,
+    "levels-history": cmd_levels_history,
     "export-log": cmd_export_log,
 }
 

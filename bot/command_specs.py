@@ -13,6 +13,7 @@ class ArgSpec:
     kind: Literal["symbol", "symbol_or_all", "number", "int"]
     description: str
     required: bool = False
+    choices: tuple[str, ...] = ()  # the only words accepted, when the argument is a fixed choice
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class CommandSpec:
     def usage(self) -> str:
         parts = [f"/{self.name}"]
         for a in self.args:
-            parts.append(f"<{a.name}>" if a.required else f"[{a.name}]")
+            label = "|".join(a.choices) if a.choices else a.name
+            parts.append(f"<{label}>" if a.required else f"[{label}]")
         return " ".join(parts)
 
 
@@ -43,7 +45,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("unsubscribe", "Stop alerts for this chat", (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),)),
     CommandSpec("status", "Models, data source, market hours, jobs"),
-    CommandSpec("performance", "Live scorecard of past predictions"),
+    # kind "symbol" makes it a plain text option on Discord, which has no kind for a fixed word yet
+    CommandSpec("performance", "Live scorecard of past predictions, or of the options levels",
+                (ArgSpec("view", "symbol", "'levels': did the options levels hold?", choices=("levels",)),)),
     CommandSpec("log", "Last predictions and outcomes", (ArgSpec("n", "int", "How many (1-50)"),)),
     CommandSpec("reload", "Reload models now (admins)", admin_only=True),
 )

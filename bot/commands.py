@@ -22,6 +22,7 @@ from bot.errors import user_message
 from bot.formatting import (
     SIMULATED_BANNER,
     age_text,
+    format_level_scorecard,
     format_levels,
     format_prediction,
     prediction_title,
@@ -327,6 +328,10 @@ class CommandLayer:
     async def cmd_performance(self, who: Requester, args: list[str]) -> Reply:
         from charts.performance_chart import render_performance_chart
 
+        if args:
+            if args[0].lower() != "levels":
+                raise ArgumentError("Usage: /performance [levels]")
+            return await self.level_scorecard_reply()
         rows = await asyncio.to_thread(self.state.all_predictions)
         card = compute_scorecard(rows, self.services.provider.now(), threshold=self.settings.alert_threshold)
         text = format_scorecard(card)
@@ -336,6 +341,13 @@ class CommandLayer:
                 render_performance_chart, card.get("all_time", {}).get("calibration", []),
                 card.get("cumulative_r", []), title="Live scorecard")
         return Reply(text, title="Live scorecard", image=png, image_name="performance.png")
+
+    async def level_scorecard_reply(self) -> Reply:
+        from bot.level_record import level_scorecard
+
+        card = await level_scorecard(self.services, self.state, self.services.provider.now())
+        return Reply(format_level_scorecard(card, data_source=self.services.provider.source),
+                     title="Options levels scorecard")
 
     @handles("log")
     async def cmd_log(self, who: Requester, args: list[str]) -> Reply:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.options.level_scorecard import KindStats, LevelScorecard, ScorecardWindow
+from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.types import NY, Level, LevelsReport, Prediction
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
@@ -73,10 +75,87 @@ def format_levels(report: LevelsReport, *, data_source: str) -> str:
         f"Expirations: {', '.join(d.isoformat() for d in report.expirations) or 'none'}",
         f"Convention: {report.convention}",
     ]
+    if report.other_convention is not None:
+        lines += _other_convention_lines(report)
     skipped = sum(report.skipped.values())
     if skipped:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items()) if v)
         lines.append(f"Skipped {skipped} contracts ({reasons})")
+    return "\n".join(lines)
+
+
+def _shift(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None:
+        return "none" if theirs is None else f"{theirs:.2f}"
+    return f"{theirs:.2f} ({theirs - ours:+.2f})"
+
+
+def _top(levels: list[Level]) -> float | None:
+    return levels[0].price if levels else None
+
+
+def _other_convention_lines(report: LevelsReport) -> list[str]:
+    """How much the dealer-positioning assumption matters: the same chain under the other convention."""
+    other = report.other_convention
+    assert other is not None
+    return [
+        f"If {other.convention}: zero gamma {_shift(report.zero_gamma, other.zero_gamma)} · "
+        f"vanna support {_shift(_top(report.vanna_support), _top(other.vanna_support))} · "
+        f"resistance {_shift(_top(report.vanna_resistance), _top(other.vanna_resistance))} "
+        "(change vs the configured convention; walls are convention-free)",
+    ]
+
+
+_KIND_NAMES = {
+    "call_wall": "Call wall", "put_wall": "Put wall", "zero_gamma": "Zero gamma",
+    "vanna_support": "Vanna support", "vanna_resistance": "Vanna resist.",
+    "round_number": "Round numbers*", "prior_day_high_low": "Prior day H/L*",
+}
+
+
+def _kind_row(k: KindStats) -> str:
+    if k.hold_rate is None or k.ci_low is None or k.ci_high is None:
+        rate = "   n/a"
+    else:
+        rate = f"{100 * k.hold_rate:5.0f}% [{100 * k.ci_low:.0f}-{100 * k.ci_high:.0f}]"
+    return f"{_KIND_NAMES.get(k.kind, k.kind):<15}{k.touches:>4} {k.holds:>3}/{k.breaks:<3}{k.unresolved:>3}  {rate}"
+
+
+def _window_lines(title: str, window: ScorecardWindow) -> list[str]:
+    if window.sessions == 0:
+        return [f"{title}: no sessions with snapshots yet"]
+    span = f"{window.first_session:%d %b} – {window.last_session:%d %b %Y}"
+    lines = [f"{title}: {window.sessions} sessions, {span}",
+             f"{'level':<15}{'tch':>4} {'H':>3}/{'B':<3}{'unr':>3}  hold rate [95% CI]"]
+    return lines + [_kind_row(k) for k in window.kinds]
+
+
+def format_level_scorecard(card: LevelScorecard | None, *, data_source: str) -> str:
+    """`/performance levels`: hold rates with Wilson intervals, the naive baseline (*) beside them."""
+    if card is None:
+        return f"Level scorecard: {NO_OPTION_DATA} ({data_source} data has no option chains)."
+    lines = [f"[{SIMULATED_BANNER}]"] if data_source == "simulated" else []
+    lines.append("Options levels: touch = bar within LEVEL_TOUCH_ATR of the level; hold = 0.5 ATR back away "
+                 "before a close 0.5 ATR through (break). H/B = holds/breaks, unr = unresolved at the close.")
+    lines += _window_lines("Last 20 sessions", card.last_20_sessions)
+    lines += _window_lines("All time", card.all_time)
+    lines.append("* naive baseline. A level kind is worth drawing only if it holds more often than these.")
+    return "\n".join(lines)
+
+
+def format_levels_history(symbol: str, snapshots: list[LevelsSnapshot], *, data_source: str) -> str:
+    if data_source == "csv":
+        return f"{symbol}: {NO_OPTION_DATA} (CSV data has no option chains)."
+    if not snapshots:
+        return f"{symbol}: no levels snapshots in that range."
+    lines = [f"[{SIMULATED_BANNER}]"] if data_source == "simulated" else []
+    lines.append(f"{symbol} levels snapshots ({len(snapshots)}), New York time:")
+    for x in snapshots:
+        lines.append(f"{x.taken_at.astimezone(NY):%Y-%m-%d %H:%M} spot {x.spot:.2f} · call wall {_num(x.call_wall)} · "
+                     f"put wall {_num(x.put_wall)} · zero gamma {_num(x.zero_gamma)} · "
+                     f"vanna S {_levels(x.vanna_support, 1)} R {_levels(x.vanna_resistance, 1)} · "
+                     f"GEX {x.total_gex / 1e6:+.1f}M VEX {x.total_vex / 1e6:+.1f}M")
+    lines.append(f"Convention: {snapshots[-1].convention}")
     return "\n".join(lines)
 
 

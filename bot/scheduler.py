@@ -1,14 +1,17 @@
-"""APScheduler jobs in New York time: model reloads, the store poll, bar-close alert scans, outcome
-scoring, outbox retries and (optionally) the daily training in a worker process."""
+"""APScheduler jobs in New York time: model reloads, the store poll, bar-close alert scans, options-levels
+snapshots, outcome scoring, outbox retries and (optionally) the daily training in a worker process."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from core import calendar
 from core.types import NY
 
 if TYPE_CHECKING:
@@ -27,6 +30,44 @@ def scan_trigger(bar_minutes: int, delay_seconds: int) -> CronTrigger:
                        second=delay_seconds, timezone=NY)
 
 
+FIRST_SNAPSHOT_AFTER_OPEN = timedelta(minutes=5)  # 09:35: the first 5-minute bar has closed
+
+
+def snapshot_times(day: date, every_minutes: int) -> list[datetime]:
+    """When the levels snapshots of one trading day are due: open + 5 min, then every `every_minutes`
+    while the session runs (so an early close simply ends the list sooner); none on a non-session day."""
+    if not calendar.is_session(day):
+        return []
+    open_, close = calendar.session_bounds(day)
+    out = []
+    t = open_ + FIRST_SNAPSHOT_AFTER_OPEN
+    while t < close:
+        out.append(t)
+        t += timedelta(minutes=every_minutes)
+    return out
+
+
+class SessionGridTrigger(BaseTrigger):
+    """Fires at `snapshot_times` of each trading day, so the exchange calendar (holidays, early closes)
+    decides, not a cron expression."""
+
+    def __init__(self, every_minutes: int, search_days: int = 14):
+        self.every_minutes = every_minutes
+        self.search_days = search_days
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        after = max(now, previous_fire_time + timedelta(seconds=1)) if previous_fire_time else now
+        day = after.astimezone(NY).date()
+        for offset in range(self.search_days):
+            for t in snapshot_times(day + timedelta(days=offset), self.every_minutes):
+                if t >= after:
+                    return t
+        return None
+
+    def __str__(self) -> str:
+        return f"session grid every {self.every_minutes} min from open + 5 min"
+
+
 def build_scheduler(app: BotApp) -> AsyncIOScheduler:
     s = app.settings
     sched = AsyncIOScheduler(timezone=NY, job_defaults={"coalesce": True, "max_instances": 1,
@@ -38,6 +79,8 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
                   name="poll latest.json every 15 min")
     sched.add_job(app.scheduled_scan, scan_trigger(s.bar_minutes, s.scan_delay_seconds),
                   id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
+    sched.add_job(app.snapshot_levels, SessionGridTrigger(s.levels_snapshot_minutes), id="levels_snapshot",
+                  name=f"options-levels snapshot every {s.levels_snapshot_minutes} min from 09:35 (NYSE hours only)")
     sched.add_job(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
                   name="score predictions whose horizon passed")
     sched.add_job(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",

@@ -16,9 +16,10 @@ from config import Settings
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
 from core.model_registry import ModelRegistry
+from core.options.snapshot_archive import SnapshotArchive
 from core.predictor import PredictionBundle, Predictor
 from core.store import ModelStore
-from core.stores import open_store
+from core.stores import open_level_archive, open_store
 from core.types import NY, LevelsReport
 
 
@@ -30,6 +31,7 @@ class Services:
     archive: BarArchive
     registry: ModelRegistry
     predictor: Predictor
+    level_archive: SnapshotArchive | None = None  # options-levels snapshots from live data
 
     async def close(self) -> None:
         await self.provider.close()
@@ -54,4 +56,4 @@ def build_services(settings: Settings, provider: MarketDataProvider | None = Non
     store, archive = open_store(settings)
     registry = ModelRegistry(store, settings.symbols, settings.timeframe)
     predictor = Predictor(settings, provider, registry)
-    return Services(settings, provider, store, archive, registry, predictor)
+    return Services(settings, provider, store, archive, registry, predictor, open_level_archive(settings))

@@ -64,7 +64,11 @@ class Settings(BaseSettings):
 
     # Options levels
     levels_max_dte: int = Field(default=7, ge=0, le=60)
-    dealer_convention: Literal["long_calls_short_puts", "short_calls_long_puts"] = "long_calls_short_puts"
+    dealer_convention: Literal["long_calls_short_puts", "short_calls_long_puts", "short_calls_short_puts"] = (
+        "long_calls_short_puts")
+    levels_snapshot_minutes: int = Field(default=30, ge=5, le=390)
+    level_touch_atr: float = Field(default=0.1, gt=0, le=5)
+    level_baseline_step: float | None = Field(default=None, gt=0, le=1000)  # None: 5 above $100, 1 below
 
     # Alerts and bot
     alert_threshold: float = Field(default=80.0, ge=0, le=100)
@@ -133,6 +137,13 @@ class Settings(BaseSettings):
                      "discord_gateway_url", mode="before")
     @classmethod
     def _empty_url_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("level_baseline_step", mode="before")
+    @classmethod
+    def _empty_step_is_auto(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             return None
         return value

@@ -107,6 +107,7 @@ class Predictor:
         report = await asyncio.to_thread(
             compute_levels, symbol, float(quote.last), contracts, now,
             convention=self.settings.dealer_convention, max_dte=self.settings.levels_max_dte,
+            with_other_convention=True,
         )
         report.data_source = self.provider.source
         self._levels_cache[symbol] = (time.monotonic(), now.replace(second=0, microsecond=0), report)

@@ -177,6 +177,29 @@ class StrikeExposure:
         }
 
 
+@dataclass(frozen=True)
+class ConventionView:
+    """Zero gamma and the vanna levels under another dealer convention; the walls are repeated as they
+    are (picked by the size of GEX, so no convention moves them)."""
+
+    convention: str  # the convention's name, e.g. "short_calls_short_puts"
+    call_wall: float | None
+    put_wall: float | None
+    zero_gamma: float | None
+    vanna_support: list[Level]
+    vanna_resistance: list[Level]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "convention": self.convention,
+            "call_wall": self.call_wall,
+            "put_wall": self.put_wall,
+            "zero_gamma": None if self.zero_gamma is None else round(self.zero_gamma, 2),
+            "vanna_support": [lv.to_dict() for lv in self.vanna_support],
+            "vanna_resistance": [lv.to_dict() for lv in self.vanna_resistance],
+        }
+
+
 @dataclass
 class LevelsReport:
     """Dealer gamma/vanna exposure and the levels derived from it; `to_dict` gives exactly the JSON
@@ -195,6 +218,7 @@ class LevelsReport:
     vanna_resistance: list[Level]
     skipped: dict[str, int]  # reason -> count of contracts left out
     data_source: str = "unknown"  # tradier, simulated or csv: set by whoever fetched the chain
+    other_convention: ConventionView | None = None  # the same chain under the other convention
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -211,4 +235,5 @@ class LevelsReport:
             "vanna_resistance": [lv.to_dict() for lv in self.vanna_resistance],
             "skipped": dict(self.skipped),
             "data_source": self.data_source,
+            "other_convention": None if self.other_convention is None else self.other_convention.to_dict(),
         }

@@ -25,7 +25,7 @@ PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_scor
                    "call_wall", "put_wall", "zero_gamma", "model_version", "model_trained_at", "data_source",
                    "warnings"}
 LEVELS_KEYS = {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall", "put_wall",
-               "zero_gamma", "vanna_support", "vanna_resistance", "skipped", "data_source"}
+               "zero_gamma", "vanna_support", "vanna_resistance", "skipped", "data_source", "other_convention"}
 STRIKE_KEYS = {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex", "call_vex", "put_vex", "net_vex"}
 
 
@@ -95,6 +95,10 @@ def test_levels_json_has_exactly_the_documented_keys(cli_env, capsys):
         assert level is None or abs(level / spot - 1) < 0.1
     assert report["expirations"] == sorted(report["expirations"])
     assert png_size(chart.read_bytes())[0] > 1000
+    other = report["other_convention"]
+    assert set(other) == {"convention", "call_wall", "put_wall", "zero_gamma", "vanna_support", "vanna_resistance"}
+    assert other["convention"] == "short_calls_short_puts"
+    assert (other["call_wall"], other["put_wall"]) == (report["call_wall"], report["put_wall"])
 
 
 def test_backtest_reports_and_draws(cli_env, capsys):

@@ -127,6 +127,31 @@ def test_convention_switch_flips_signs_and_keeps_levels() -> None:
         compute_levels("SPY", 100.0, chain, NOW, convention="dealers_flat")
 
 
+def test_short_calls_short_puts_moves_zero_gamma_and_vanna_but_not_the_walls() -> None:
+    # Calls above spot and puts below, both large: under "short both" every contract's GEX is negative.
+    chain = walls_chain() + [opt(102, "call", 3000, iv=0.18), opt(98, "put", 2500, iv=0.23)]
+    a = compute_levels("SPY", 100.0, chain, NOW, with_other_convention=True)
+    both = compute_levels("SPY", 100.0, chain, NOW, convention="short_calls_short_puts")
+    assert both.convention.startswith("dealers short calls and short puts")
+    assert all(s.call_gex <= 0 and s.put_gex <= 0 for s in both.strikes)
+    assert (both.call_wall, both.put_wall) == (a.call_wall, a.put_wall) == (103.0, 97.0)
+    # Gamma is positive for every contract, so with every sign negative total GEX never changes sign.
+    assert a.zero_gamma is not None and both.zero_gamma is None
+    for x, y in zip(a.strikes, both.strikes, strict=True):
+        assert y.net_vex == pytest.approx(-(x.call_vex - x.put_vex), rel=1e-12, abs=1e-9)
+    other = a.other_convention
+    assert other is not None and other.convention == "short_calls_short_puts"
+    assert (other.call_wall, other.put_wall, other.zero_gamma) == (103.0, 97.0, None)
+    assert [lv.to_dict() for lv in other.vanna_support] == [lv.to_dict() for lv in both.vanna_support]
+    assert [lv.to_dict() for lv in other.vanna_resistance] == [lv.to_dict() for lv in both.vanna_resistance]
+    assert other.to_dict().keys() == {"convention", "call_wall", "put_wall", "zero_gamma", "vanna_support",
+                                      "vanna_resistance"}
+    # and from "short both", the comparison is with the default convention
+    back = compute_levels("SPY", 100.0, chain, NOW, convention="short_calls_short_puts", with_other_convention=True)
+    assert back.other_convention is not None and back.other_convention.convention == "long_calls_short_puts"
+    assert back.other_convention.zero_gamma == pytest.approx(a.zero_gamma)
+
+
 def test_vanna_support_and_resistance_are_the_largest_net_vex_each_side() -> None:
     # Calls and puts at one strike have the same vanna, so unequal OI is what leaves a net VEX.
     chain = [opt(k, kind, 1000 + 137 * i if kind == "call" else 4000 - 211 * i,
@@ -228,7 +253,8 @@ def test_to_dict_has_exactly_the_documented_keys() -> None:
     d = compute_levels("SPY", 100.0, walls_chain(), NOW).to_dict()
     assert set(d) == {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall",
                       "put_wall", "zero_gamma", "vanna_support", "vanna_resistance", "skipped",
-                      "data_source"}
+                      "data_source", "other_convention"}
+    assert d["other_convention"] is None  # only computed when asked for
     assert set(d["strikes"][0]) == {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex",
                                     "call_vex", "put_vex", "net_vex"}
     assert d["as_of"] == "2025-03-10T10:00:00-04:00"

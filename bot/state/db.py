@@ -1,9 +1,10 @@
-"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, meta)."""
+"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots, meta)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.state.level_snapshots import LevelSnapshotsMixin
 from bot.state.meta import MetaMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
@@ -12,7 +13,7 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, MetaMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, MetaMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads

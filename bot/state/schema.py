@@ -91,6 +91,24 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN prediction_id INTEGER REFERENCES predictions (id) ON DELETE SET NULL;
     """,
+    # options-levels snapshots taken during the session (issue 11); payload = LevelsSnapshot.to_dict().
+    """
+    CREATE TABLE level_snapshots (
+        id          INTEGER PRIMARY KEY,
+        symbol      TEXT NOT NULL,
+        taken_at    TEXT NOT NULL,
+        data_source TEXT NOT NULL,
+        spot        REAL NOT NULL,
+        call_wall   REAL,
+        put_wall    REAL,
+        zero_gamma  REAL,
+        total_gex   REAL NOT NULL,
+        total_vex   REAL NOT NULL,
+        convention  TEXT NOT NULL,
+        payload     TEXT NOT NULL,     -- JSON, with the vanna levels and the per-strike net GEX/VEX
+        UNIQUE (symbol, taken_at)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,6 +23,14 @@ CONTRACT_MULTIPLIER = 100.0
 CONVENTIONS: dict[str, tuple[float, float, str]] = {
     "long_calls_short_puts": (1.0, -1.0, "dealers long calls, short puts (call exposure +, put exposure −)"),
     "short_calls_long_puts": (-1.0, 1.0, "dealers short calls, long puts (call exposure −, put exposure +)"),
+    # SpotGamma's equity tools and volume-based flow tools assume customers buy both calls and puts.
+    "short_calls_short_puts": (-1.0, -1.0, "dealers short calls and short puts (call and put exposure −)"),
+}
+# Flipping both signs moves no level, so the comparison that matters is with the short-both view.
+OTHER_CONVENTION = {
+    "long_calls_short_puts": "short_calls_short_puts",
+    "short_calls_long_puts": "short_calls_short_puts",
+    "short_calls_short_puts": "long_calls_short_puts",
 }
 
 

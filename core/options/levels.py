@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from core.options.exposure import (
+    OTHER_CONVENTION,
     OptionsInputError,
     UsableChain,
     contract_exposure,
@@ -17,7 +18,7 @@ from core.options.exposure import (
     total_gex_curve,
 )
 from core.options.greeks import FloatArray
-from core.types import NY, Level, LevelsReport, OptionContract, StrikeExposure
+from core.types import NY, ConventionView, Level, LevelsReport, OptionContract, StrikeExposure
 
 ZERO_GAMMA_RANGE = 0.10  # search hypothetical spots within +-10 % of the current spot
 ZERO_GAMMA_POINTS = 201
@@ -75,23 +76,39 @@ def _check_inputs(symbol: str, spot: float, max_dte: int, r: float, q: float) ->
         raise OptionsInputError("rates r and q must be finite")
 
 
+def _signed_levels(usable: UsableChain, spot: float, r: float, q: float, convention: str
+                   ) -> tuple[list[StrikeExposure], float | None, list[Level], list[Level]]:
+    """Per-strike table, zero gamma and vanna levels of the usable chain under one convention."""
+    call_sign, put_sign, _ = convention_signs(convention)
+    gex, vex = contract_exposure(usable, spot, r, q, call_sign, put_sign)
+    rows = strike_table(usable, gex, vex)
+    spots = spot * np.linspace(1.0 - ZERO_GAMMA_RANGE, 1.0 + ZERO_GAMMA_RANGE, ZERO_GAMMA_POINTS)
+    curve = total_gex_curve(usable, spots, r, q, call_sign, put_sign)
+    support, resistance = vanna_levels(rows, spot)
+    return rows, zero_gamma(spot, spots, curve) if len(usable) else None, support, resistance
+
+
 def compute_levels(symbol: str, spot: float, chain: list[OptionContract], now: datetime, *,
                    convention: str = "long_calls_short_puts", max_dte: int = 7, r: float = 0.04,
-                   q: float = 0.0) -> LevelsReport:
+                   q: float = 0.0, with_other_convention: bool = False) -> LevelsReport:
     """Dealer GEX/VEX per strike over the expirations within `max_dte` calendar days, and the levels
-    picked from it. Greeks are recomputed at the live `spot` with each contract's IV."""
+    picked from it. Greeks are recomputed at the live `spot` with each contract's IV.
+    with_other_convention: also give zero gamma and the vanna levels under OTHER_CONVENTION[convention]."""
     _check_inputs(symbol, spot, max_dte, r, q)
-    call_sign, put_sign, sentence = convention_signs(convention)
+    _, _, sentence = convention_signs(convention)
     now_ny = now.astimezone(NY) if now.tzinfo is not None else now.replace(tzinfo=NY)
     spot = float(spot)
 
     usable: UsableChain = select_contracts(symbol, spot, chain, now_ny, max_dte=max_dte, r=r, q=q)
-    gex, vex = contract_exposure(usable, spot, r, q, call_sign, put_sign)
-    rows = strike_table(usable, gex, vex)
-
-    spots = spot * np.linspace(1.0 - ZERO_GAMMA_RANGE, 1.0 + ZERO_GAMMA_RANGE, ZERO_GAMMA_POINTS)
-    curve = total_gex_curve(usable, spots, r, q, call_sign, put_sign)
-    support, resistance = vanna_levels(rows, spot)
+    rows, zg, support, resistance = _signed_levels(usable, spot, r, q, convention)
+    call_wall = _wall(rows, [x.call_gex for x in rows])
+    put_wall = _wall(rows, [x.put_gex for x in rows])
+    other = None
+    if with_other_convention:
+        name = OTHER_CONVENTION[convention]
+        _, other_zg, other_support, other_resistance = _signed_levels(usable, spot, r, q, name)
+        other = ConventionView(convention=name, call_wall=call_wall, put_wall=put_wall, zero_gamma=other_zg,
+                               vanna_support=other_support, vanna_resistance=other_resistance)
     return LevelsReport(
         symbol=symbol.upper(),
         as_of=now_ny,
@@ -99,10 +116,11 @@ def compute_levels(symbol: str, spot: float, chain: list[OptionContract], now: d
         convention=sentence,
         expirations=usable.expirations,
         strikes=rows,
-        call_wall=_wall(rows, [x.call_gex for x in rows]),
-        put_wall=_wall(rows, [x.put_gex for x in rows]),
-        zero_gamma=zero_gamma(spot, spots, curve) if len(usable) else None,
+        call_wall=call_wall,
+        put_wall=put_wall,
+        zero_gamma=zg,
         vanna_support=support,
         vanna_resistance=resistance,
         skipped=usable.skipped,
+        other_convention=other,
     )
