@@ -70,6 +70,14 @@ class ChatRateLimiter:
         hits.append(now)
         return 0.0
 
+    def blocked_for(self, key: str) -> float:
+        """Like check, counting nothing: 0 if `key` may send a command now."""
+        hits = self._hits.get(key)
+        if not hits or len(hits) < self.per_minute:
+            return 0.0
+        age = self._clock() - hits[-self.per_minute]
+        return 0.0 if age >= 60.0 else max(60.0 - age, 1.0)
+
 
 def horizon_end(as_of: datetime, horizon_bars: int, bar_minutes: int) -> datetime:
     """End of a prediction's window: horizon bars later, never past that session's close."""
@@ -96,6 +104,7 @@ class CommandLayer:
         self.jobs_info = jobs_info or (lambda: [])
         self._reload = reload_models
         self.limiter = ChatRateLimiter(self.settings.command_rate_per_minute, clock)
+        self.transports_info: Callable[[], list[str]] = lambda: []  # the app's chat transports, for /status
 
     # ---- who asks -------------------------------------------------------------------------------
     def access(self, who: Requester) -> Access:
@@ -278,6 +287,7 @@ class CommandLayer:
             lines.append(f"Market: closed · next session opens {calendar.next_open(now):%a %d %b %H:%M} ET")
         for job in self.jobs_info():
             lines.append(f"Job: {job}")
+        lines.extend(self.transports_info())
         subs = await asyncio.to_thread(self.state.subscriptions, who.recipient)
         if subs:
             lines.append("This chat's alerts: " + ", ".join(f"{x.symbol} ≥{x.threshold:g}" for x in subs))
