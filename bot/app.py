@@ -287,7 +287,7 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
 
     from bot.scorecard import compute_scorecard, format_scorecard
 
-    state = StateDB(state_path(settings))
+    state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
     try:
         rows = state.all_predictions()
     finally:

@@ -250,7 +250,7 @@ async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
     from bot.state import StateDB
 
-    db = StateDB(settings.state_dir / "tradebot.sqlite3")
+    db = StateDB(settings.state_dir / "tradebot.sqlite3", read_only=True)  # beside a live bot: touch nothing
     try:
         n = await asyncio.to_thread(db.export_log_csv, args.file)
     finally:
