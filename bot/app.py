@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import signal
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -42,8 +44,10 @@ def state_path(settings: Settings) -> Path:
 
 
 class BotApp:
-    def __init__(self, settings: Settings, services: Services, state: StateDB):
+    def __init__(self, settings: Settings, services: Services, state: StateDB, *,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
+        self._monotonic = monotonic  # for transport outages
         self.services = services
         self.state = state
         self.scheduler = None
@@ -185,7 +189,7 @@ class BotApp:
 
             self.telegram = TelegramAdapter(
                 s.telegram_bot_token.get_secret_value(), self.layer, base_url=s.telegram_api_base_url,
-                admin_chat_ids=s.telegram_admin_chat_ids, gate=self.gate)
+                admin_chat_ids=s.telegram_admin_chat_ids, gate=self.gate, clock=self._monotonic)
             # registered even while down: its alerts wait in the outbox instead of being skipped
             self.notifiers["telegram"] = self.telegram
             if one_shot:
@@ -200,7 +204,8 @@ class BotApp:
 
             self.discord = DiscordAdapter(
                 s.discord_bot_token.get_secret_value(), self.layer, guild_ids=s.discord_guild_ids,
-                api_base_url=s.discord_api_base_url, gateway_url=s.discord_gateway_url, gate=self.gate)
+                api_base_url=s.discord_api_base_url, gateway_url=s.discord_gateway_url, gate=self.gate,
+                clock=self._monotonic)
             self.notifiers["discord"] = self.discord
             try:
                 await (self.discord.start_send_only() if one_shot else self.discord.start())
