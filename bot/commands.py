@@ -247,7 +247,7 @@ class CommandLayer:
             threshold = parse_threshold(args[1])
         targets = self._targets(args[0] if args else None)
         for sym in targets:
-            await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold)
+            await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold, guild_id=who.guild_id)
         return Reply(f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
                      f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
                      title="Subscribed")

@@ -288,6 +288,22 @@ class DiscordAdapter:
 
     # -- outgoing
 
+    async def channel_guild(self, channel_id: str) -> str | None:
+        """The guild of a channel, asked over REST; None when there is none (a DM) or Discord does
+        not know the channel. Raises DeliveryError when Discord cannot be asked right now."""
+        if self.client.is_closed() or self.client.user is None:
+            raise DeliveryError("Discord adapter is not connected")
+        try:
+            channel = await self.client.fetch_channel(int(channel_id))
+        except ValueError:
+            return None
+        except (discord.NotFound, discord.Forbidden, discord.InvalidData):
+            return None
+        except (discord.HTTPException, TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"Discord channel {channel_id} lookup failed: {type(exc).__name__}") from None
+        guild = getattr(channel, "guild", None)
+        return str(guild.id) if guild is not None else None
+
     async def send(self, channel_id: str, reply: Reply) -> None:
         """Deliver an alert to a channel. discord.py already waits out REST 429s; Forbidden and
         NotFound are permanent, other HTTP errors are DeliveryError(permanent=False)."""

@@ -91,6 +91,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN prediction_id INTEGER REFERENCES predictions (id) ON DELETE SET NULL;
     """,
+    # 4: the Discord guild of a subscription, so the allow-list (DISCORD_GUILD_IDS) applies to its
+    # alerts. NULL on other transports, and on Discord rows from before: resolved once, on delivery.
+    """
+    ALTER TABLE subscriptions ADD COLUMN guild_id TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
