@@ -36,6 +36,7 @@ from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 MAX_COMMAND_CHARS = 300
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not tab or line ends: spaces there
 PREDICT_TIMEOUT_SECONDS = 14.0
 DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
 
@@ -350,6 +351,8 @@ def parse_command(text: str) -> tuple[CommandSpec, list[str]]:
     if not isinstance(text, str):
         raise ArgumentError("Commands start with /. Try /help.")
     text = text.strip()
+    if CONTROL_CHARS.search(text):  # else "/help\x00" would be answered "Unknown command /help"
+        raise ArgumentError("Commands cannot contain control characters. Try /help.")
     if len(text) > MAX_COMMAND_CHARS:
         raise ArgumentError("That command is too long. Try /help.")
     if not text.startswith("/"):
@@ -376,7 +379,7 @@ def parse_threshold(raw: str) -> float:
         raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100") from None
     if not 0 <= value <= 100 or value != value:
         raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100")
-    return value
+    return value + 0.0  # -0 is 0: "≥ -0" would read as a different threshold
 
 
 def _metric_summary(metrics: dict) -> str:

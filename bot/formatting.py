@@ -10,6 +10,7 @@ from datetime import datetime
 from core.types import NY, Level, LevelsReport, Prediction
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
+INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
