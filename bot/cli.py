@@ -1,6 +1,7 @@
 """`tradebot`: the one command. Subcommands are thin: parse, build services, call, print.
 
-Exit codes: 0 ok, 1 a clear one-line error (bad input, no model, data unavailable), 2 bad configuration.
+Exit codes: 0 ok, 1 a clear one-line error (bad input, no model, data unavailable), 2 bad configuration,
+3 `run` only: every chat transport stayed down longer than TRANSPORT_DOWN_EXIT_MINUTES.
 """
 
 from __future__ import annotations
