@@ -231,7 +231,8 @@ class BotApp:
         watchdog = asyncio.create_task(self._watch_transports())
         if self.console is not None:
             waiters.append(asyncio.create_task(self.console.run()))
-        log.info("tradebot ready: %s", (await self.layer.startup_report()).text.replace("\n", " | "))
+        report = (await self.layer.startup_report()).text.split("\n")
+        log.info("tradebot ready: %s", " | ".join(report + self.transport_lines()))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for w in [*waiters, watchdog]:
             w.cancel()
