@@ -143,6 +143,8 @@ def duration_text(seconds: float) -> str:
 def transport_status(name: str, up: bool, down_seconds: float, reason: str) -> str:
     if up:
         return f"{name}: connected"
+    if reason == "starting":  # the first attempt has not finished yet
+        return f"{name}: connecting"
     return f"{name}: DOWN for {duration_text(down_seconds)} ({reason}), reconnecting"
 
 
