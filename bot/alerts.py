@@ -18,13 +18,14 @@ from typing import Protocol
 
 from bot.commands import CommandLayer
 from bot.memory import release_memory
-from bot.reply import DeliveryError, Reply
+from bot.reply import DeliveryError, Reply, Requester
 from bot.state import StateDB
 from core import calendar
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 TRANSIENT_ATTEMPTS_UNCAPPED = 1_000_000
+NOT_ALLOWED = "not allowed"
 
 
 class Notifier(Protocol):
@@ -55,11 +56,23 @@ class AlertEngine:
         at = at.astimezone(NY)
         result = ScanResult(at, calendar.is_open(at))
         by_symbol: dict[str, list] = defaultdict(list)
+        verdicts: dict[str, bool] = {}
         for symbol in self.settings.symbols:
             # subscribers() expands "all" ("*") rows, one row per recipient
             subs = await asyncio.to_thread(self.state.subscribers, symbol)
-            if subs:
-                by_symbol[symbol] = subs
+            allowed = []
+            for sub in subs:
+                if sub.recipient not in verdicts:
+                    try:
+                        verdicts[sub.recipient] = await self.recipient_allowed(sub.recipient)
+                    except DeliveryError:  # cannot be checked now: delivery checks again
+                        verdicts[sub.recipient] = True
+                if verdicts[sub.recipient]:
+                    allowed.append(sub)
+                else:
+                    result.skipped.append({"symbol": symbol, "recipient": sub.recipient, "reason": NOT_ALLOWED})
+            if allowed:
+                by_symbol[symbol] = allowed
         if not result.market_open:
             for sym, rows in by_symbol.items():
                 for sub in rows:
@@ -117,6 +130,34 @@ class AlertEngine:
             if alert_id is None:
                 result.skipped.append({**base, "reason": "already alerted"})
 
+    async def recipient_allowed(self, recipient: str) -> bool:
+        """The allow-list at send time: a chat removed from TELEGRAM_ALLOWED_CHAT_IDS, or a channel
+        whose guild left DISCORD_GUILD_IDS, gets nothing more, and its subscriptions are deleted.
+        Raises DeliveryError when a Discord channel's guild cannot be looked up right now."""
+        transport, _, chat_id = recipient.partition(":")
+        guild = await self._discord_guild(recipient, chat_id) if transport == "discord" else None
+        if self.layer.access(Requester(transport, chat_id, guild_id=guild)).allowed:  # type: ignore[arg-type]
+            return True
+        removed = await asyncio.to_thread(self.state.unsubscribe, recipient, None)
+        if removed:
+            log.warning("%s is not allowed any more: deleted its %d subscription%s", recipient, removed,
+                        "" if removed == 1 else "s")
+        return False
+
+    async def _discord_guild(self, recipient: str, channel_id: str) -> str | None:
+        """The stored guild; for a row from before the guild was stored, asked once through the REST
+        API and stored. None: the channel cannot be resolved."""
+        has_rows, guild = await asyncio.to_thread(self.state.recipient_guild, recipient)
+        if guild is not None:
+            return guild
+        resolver = getattr(self.notifiers.get("discord"), "channel_guild", None)
+        if resolver is None:
+            raise DeliveryError("Discord is not running: the channel's guild cannot be checked")
+        guild = await resolver(channel_id)
+        if guild is not None and has_rows:
+            await asyncio.to_thread(self.state.set_recipient_guild, recipient, guild)
+        return guild
+
     def _save_chart(self, symbol: str, at: datetime, png: bytes | None) -> str | None:
         if not png:
             return None
@@ -138,6 +179,7 @@ class AlertEngine:
             rows = await asyncio.to_thread(self.state.pending_alerts)
             today = now.astimezone(NY).date() if now is not None else None
             unreachable: set[str] = set()
+            allowed: dict[str, bool] = {}  # recipient -> allowed now, checked once per round
             for row in rows:
                 transport, _, chat_id = row.recipient.partition(":")
                 if today is not None and row.session < today:
@@ -150,6 +192,17 @@ class AlertEngine:
                 if notifier is None or transport in unreachable:
                     # not running, or failed after its own retries: the row waits for a later round
                     # instead of spending an attempt (and a minute of retries) per alert
+                    continue
+                if row.recipient not in allowed:
+                    try:
+                        allowed[row.recipient] = await self.recipient_allowed(row.recipient)
+                    except DeliveryError as exc:
+                        log.warning("alert %s to %s waits: %s", row.id, row.recipient, exc)
+                        unreachable.add(transport)
+                        continue
+                if not allowed[row.recipient]:
+                    await asyncio.to_thread(self.state.mark_failed, row.id, NOT_ALLOWED, True)
+                    log.warning("alert %s to %s dropped: %s", row.id, row.recipient, NOT_ALLOWED)
                     continue
                 # pending -> sending first: another process delivering from this outbox (e.g.
                 # `tradebot scan --once` beside the bot) may have taken the row since it was read

@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import signal
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -21,16 +23,20 @@ from typing import TextIO
 from bot.alerts import AlertEngine, Notifier
 from bot.commands import CommandLayer
 from bot.console import ConsoleAdapter
+from bot.formatting import transport_status
 from bot.instance_lock import InstanceLock
+from bot.refusals import RefusalGate
 from bot.scheduler import build_scheduler, describe_jobs
 from bot.services import Services, build_services
 from bot.state import StateDB
+from bot.transport_health import TransportHealth, all_down_longer_than
 from config import Settings
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
 CHART_RETENTION_DAYS = 7
+TRANSPORTS_DOWN_EXIT_CODE = 3  # every chat transport stayed down: let the supervisor restart us
 
 
 def state_path(settings: Settings) -> Path:
@@ -38,8 +44,10 @@ def state_path(settings: Settings) -> Path:
 
 
 class BotApp:
-    def __init__(self, settings: Settings, services: Services, state: StateDB):
+    def __init__(self, settings: Settings, services: Services, state: StateDB, *,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
+        self._monotonic = monotonic  # for transport outages
         self.services = services
         self.state = state
         self.scheduler = None
@@ -49,12 +57,42 @@ class BotApp:
         self.telegram = None
         self.discord = None
         self.console: ConsoleAdapter | None = None
+        self.gate = RefusalGate(self.layer, settings.refusal_reply_minutes)
+        self.layer.transports_info = self.transport_lines
+        self.watchdog_seconds = 60.0
+        self.exit_code = 0
         self._last_store_warning: str | None = None
         self._stop = asyncio.Event()
 
     # ---- jobs ---------------------------------------------------------------------------------
     def jobs_info(self) -> list[str]:
         return describe_jobs(self.scheduler) if self.scheduler is not None else []
+
+    def _healths(self) -> list[TransportHealth]:
+        """The chat transports that are configured; the console never counts."""
+        return [t.health for t in (self.telegram, self.discord) if t is not None]
+
+    def transport_lines(self) -> list[str]:
+        return [transport_status(h.name, h.up, h.down_for(), h.reason) for h in self._healths()]
+
+    def check_transports(self) -> None:
+        """Once a minute: say which transport is down; stop with exit code 3 when all of them have
+        been down longer than TRANSPORT_DOWN_EXIT_MINUTES."""
+        healths = self._healths()
+        for h in healths:
+            if not h.up:
+                log.warning("%s", transport_status(h.name, h.up, h.down_for(), h.reason))
+        limit = self.settings.transport_down_exit_minutes
+        if all_down_longer_than(healths, limit * 60):
+            log.error("every chat transport has been down for more than %g min: exiting with code %d "
+                      "so that a supervisor restarts tradebot", limit, TRANSPORTS_DOWN_EXIT_CODE)
+            self.exit_code = TRANSPORTS_DOWN_EXIT_CODE
+            self.request_stop()
+
+    async def _watch_transports(self) -> None:
+        while True:
+            await asyncio.sleep(self.watchdog_seconds)
+            self.check_transports()
 
     async def reload_models(self) -> None:
         report = await self.services.registry.reload()
@@ -152,30 +190,37 @@ class BotApp:
         if report.failed:
             log.warning("models not loaded: %s", report.failed)
 
-    async def start_transports(self, *, console_stdout: TextIO | None = None) -> None:
+    async def start_transports(self, *, console_stdout: TextIO | None = None, one_shot: bool = False) -> None:
+        """Chat transports, or the console when no chat token is set. `one_shot` (scan --once): send
+        only; never poll, sync commands or announce beside a running bot."""
         s = self.settings
         if s.telegram_bot_token is not None:
             from bot.telegram_adapter import TelegramAdapter
 
             self.telegram = TelegramAdapter(
                 s.telegram_bot_token.get_secret_value(), self.layer, base_url=s.telegram_api_base_url,
-                admin_chat_ids=s.telegram_admin_chat_ids)
-            try:
-                await self.telegram.start()
-                self.notifiers["telegram"] = self.telegram
-            except Exception as exc:
-                log.error("Telegram did not start (%s); other transports carry on", type(exc).__name__)
+                admin_chat_ids=s.telegram_admin_chat_ids, gate=self.gate, clock=self._monotonic)
+            # registered even while down: its alerts wait in the outbox instead of being skipped
+            self.notifiers["telegram"] = self.telegram
+            if one_shot:
+                try:
+                    await self.telegram.start_send_only()
+                except Exception as exc:
+                    log.error("Telegram unavailable (%s); its alerts stay pending", exc)
+            else:
+                self.telegram.launch()
         if s.discord_bot_token is not None:
             from bot.discord_adapter import DiscordAdapter
 
             self.discord = DiscordAdapter(
                 s.discord_bot_token.get_secret_value(), self.layer, guild_ids=s.discord_guild_ids,
-                api_base_url=s.discord_api_base_url, gateway_url=s.discord_gateway_url)
+                api_base_url=s.discord_api_base_url, gateway_url=s.discord_gateway_url, gate=self.gate,
+                clock=self._monotonic)
+            self.notifiers["discord"] = self.discord
             try:
-                await self.discord.start()
-                self.notifiers["discord"] = self.discord
+                await (self.discord.start_send_only() if one_shot else self.discord.start())
             except Exception as exc:
-                log.error("Discord did not start (%s); other transports carry on", type(exc).__name__)
+                log.error("Discord unavailable (%s); its alerts stay pending", type(exc).__name__)
         if s.telegram_bot_token is None and s.discord_bot_token is None:
             self.console = ConsoleAdapter(self.layer, s.state_dir / "charts", stdout=console_stdout)
             self.notifiers["console"] = self.console
@@ -193,14 +238,16 @@ class BotApp:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         waiters = [asyncio.create_task(self._stop.wait())]
+        watchdog = asyncio.create_task(self._watch_transports())
         if self.console is not None:
             waiters.append(asyncio.create_task(self.console.run()))
-        log.info("tradebot ready: %s", (await self.layer.startup_report()).text.replace("\n", " | "))
+        report = (await self.layer.startup_report()).text.split("\n")
+        log.info("tradebot ready: %s", " | ".join(report + self.transport_lines()))
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
+        for w in [*waiters, watchdog]:
             w.cancel()
         await self.shutdown()
-        return 0
+        return self.exit_code
 
     async def shutdown(self) -> None:
         if self.scheduler is not None:
@@ -241,7 +288,7 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
     try:
         await app.services.registry.reload()
         # stdout carries the one JSON result; console-delivered alerts go to stderr.
-        await app.start_transports(console_stdout=sys.stderr)
+        await app.start_transports(console_stdout=sys.stderr, one_shot=True)
         when = at or app.services.provider.now()
         if when.tzinfo is None:
             when = when.replace(tzinfo=NY)
@@ -280,7 +327,7 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
 
     from bot.scorecard import compute_scorecard, format_scorecard
 
-    state = StateDB(state_path(settings))
+    state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
     try:
         rows = state.all_predictions()
     finally:

@@ -1,6 +1,7 @@
 """`tradebot`: the one command. Subcommands are thin: parse, build services, call, print.
 
-Exit codes: 0 ok, 1 a clear one-line error (bad input, no model, data unavailable), 2 bad configuration.
+Exit codes: 0 ok, 1 a clear one-line error (bad input, no model, data unavailable), 2 bad configuration,
+3 `run` only: every chat transport stayed down longer than TRANSPORT_DOWN_EXIT_MINUTES.
 """
 
 from __future__ import annotations
@@ -321,7 +322,7 @@ async def cmd_levels_history(settings: Settings, args: argparse.Namespace) -> in
 async def cmd_export_log(settings: Settings, args: argparse.Namespace) -> int:
     from bot.state import StateDB
 
-    db = StateDB(settings.state_dir / "tradebot.sqlite3")
+    db = StateDB(settings.state_dir / "tradebot.sqlite3", read_only=True)  # beside a live bot: touch nothing
     try:
         n = await asyncio.to_thread(db.export_log_csv, args.file)
     finally:

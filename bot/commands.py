@@ -37,6 +37,7 @@ from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 MAX_COMMAND_CHARS = 300
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not tab or line ends: spaces there
 PREDICT_TIMEOUT_SECONDS = 14.0
 DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
 
@@ -70,6 +71,14 @@ class ChatRateLimiter:
             return max(60.0 - (now - hits[0]), 1.0)
         hits.append(now)
         return 0.0
+
+    def blocked_for(self, key: str) -> float:
+        """Like check, counting nothing: 0 if `key` may send a command now."""
+        hits = self._hits.get(key)
+        if not hits or len(hits) < self.per_minute:
+            return 0.0
+        age = self._clock() - hits[-self.per_minute]
+        return 0.0 if age >= 60.0 else max(60.0 - age, 1.0)
 
 
 def horizon_end(as_of: datetime, horizon_bars: int, bar_minutes: int) -> datetime:
@@ -128,6 +137,7 @@ class CommandLayer:
         self.jobs_info = jobs_info or (lambda: [])
         self._reload = reload_models
         self.limiter = ChatRateLimiter(self.settings.command_rate_per_minute, clock)
+        self.transports_info: Callable[[], list[str]] = lambda: []  # the app's chat transports, for /status
 
     # ---- who asks -------------------------------------------------------------------------------
     def access(self, who: Requester) -> Access:
@@ -275,7 +285,7 @@ class CommandLayer:
             threshold = parse_threshold(args[1])
         targets = self._targets(args[0] if args else None)
         for sym in targets:
-            await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold)
+            await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold, guild_id=who.guild_id)
         return Reply(f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
                      f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
                      title="Subscribed")
@@ -317,6 +327,7 @@ class CommandLayer:
             lines.append(f"Market: closed · next session opens {calendar.next_open(now):%a %d %b %H:%M} ET")
         for job in self.jobs_info():
             lines.append(f"Job: {job}")
+        lines.extend(self.transports_info())
         subs = await asyncio.to_thread(self.state.subscriptions, who.recipient)
         if subs:
             lines.append("This chat's alerts: " + ", ".join(f"{x.symbol} ≥{x.threshold:g}" for x in subs))
@@ -396,6 +407,8 @@ def parse_command(text: str) -> tuple[CommandSpec, list[str]]:
     if not isinstance(text, str):
         raise ArgumentError("Commands start with /. Try /help.")
     text = text.strip()
+    if CONTROL_CHARS.search(text):  # else "/help\x00" would be answered "Unknown command /help"
+        raise ArgumentError("Commands cannot contain control characters. Try /help.")
     if len(text) > MAX_COMMAND_CHARS:
         raise ArgumentError("That command is too long. Try /help.")
     if not text.startswith("/"):
@@ -422,7 +435,7 @@ def parse_threshold(raw: str) -> float:
         raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100") from None
     if not 0 <= value <= 100 or value != value:
         raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100")
-    return value
+    return value + 0.0  # -0 is 0: "≥ -0" would read as a different threshold
 
 
 def _metric_summary(metrics: dict) -> str:

@@ -12,10 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from bot.formatting import INVALID_UTF8_LINE
 from bot.reply import Reply, Requester
 from core.types import NY
 
 CONSOLE = Requester(transport="console", chat_id="console", user_id="console")
+INVALID_LINE = object()  # a line of input that is not UTF-8
 
 
 class ConsoleAdapter:
@@ -67,27 +69,40 @@ class ConsoleAdapter:
             line = await lines.get()
             if line == "":
                 return
+            if line is INVALID_LINE:
+                self._print(INVALID_UTF8_LINE)
+                continue
             line = line.strip()
             if not line:
                 continue
             reply = await self.layer.handle(CONSOLE, line)
             self.render(reply)
 
-    def _read_lines(self) -> asyncio.Queue[str]:
-        """Lines of input ("" at the end) from a daemon thread. Not asyncio.to_thread: a readline
-        blocked in the default executor would keep the process from exiting on SIGTERM until the
-        next line arrived, because the executor is joined at shutdown."""
+    def _read_lines(self) -> asyncio.Queue[str | object]:
+        """Lines of input ("" at the end, INVALID_LINE for one that is not UTF-8) from a daemon
+        thread. Not asyncio.to_thread: a readline blocked in the default executor would keep the
+        process from exiting on SIGTERM until the next line arrived, because the executor is joined
+        at shutdown."""
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[str] = asyncio.Queue()
+        lines: asyncio.Queue[str | object] = asyncio.Queue()
 
-        def put(line: str) -> None:
+        def put(line: str | object) -> None:
             with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody listens
                 loop.call_soon_threadsafe(lines.put_nowait, line)
 
         def pump() -> None:
+            # bytes, decoded line by line: a text stream fails a whole chunk on one bad byte
+            raw = getattr(self.stdin, "buffer", None)
             try:
-                for line in iter(self.stdin.readline, ""):
-                    put(line)
+                if raw is None:
+                    for line in iter(self.stdin.readline, ""):
+                        put(line)
+                else:
+                    for data in iter(raw.readline, b""):
+                        try:
+                            put(data.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            put(INVALID_LINE)
             except (OSError, ValueError):  # stdin closed under us: treat as end of input
                 pass
             put("")

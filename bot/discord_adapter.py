@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from io import BytesIO
 from typing import Any, Protocol
@@ -20,8 +21,11 @@ import yarl
 from discord import app_commands
 
 from bot.command_specs import COMMANDS, ArgSpec, CommandSpec
+from bot.formatting import transport_back_text
 from bot.log_redact import install_secret_filter, redact
+from bot.refusals import RefusalGate
 from bot.reply import DeliveryError, Reply, Requester
+from bot.transport_health import TransportHealth
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +115,27 @@ def apply_endpoints(api_base_url: str | None, gateway_url: str | None) -> None:
 
 
 class _Client(discord.Client):
-    def __init__(self, on_setup: Callable[[], Awaitable[None]]):
+    def __init__(self, on_setup: Callable[[], Awaitable[None]], health: TransportHealth):
         intents = discord.Intents.none()
         intents.guilds = True  # slash commands need no message content
         super().__init__(intents=intents)
         self._on_setup = on_setup
+        self._health = health
 
     async def setup_hook(self) -> None:
         await self._on_setup()
+
+    # discord.py reconnects the gateway by itself; these only keep the health current
+    async def on_ready(self) -> None:
+        outage = self._health.mark_up()
+        if outage is not None:
+            log.warning("%s", transport_back_text("Discord", outage))
+
+    async def on_resumed(self) -> None:
+        await self.on_ready()
+
+    async def on_disconnect(self) -> None:
+        self._health.mark_down("gateway disconnected")
 
 
 class DiscordAdapter:
@@ -131,6 +148,10 @@ class DiscordAdapter:
         api_base_url: str | None = None,
         gateway_url: str | None = None,
         reconnect_delay: float = 5.0,
+        token_retry_delay: float = 60.0,
+        max_token_retry_delay: float = 300.0,
+        gate: RefusalGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if not token or not token.strip():
             raise ValueError("DISCORD_BOT_TOKEN is empty")
@@ -141,7 +162,11 @@ class DiscordAdapter:
         self._api_base_url = api_base_url
         self._gateway_url = gateway_url
         self._reconnect_delay = reconnect_delay
-        self.client = _Client(self._sync_commands)
+        self._token_retry_delay = token_retry_delay
+        self._max_token_retry_delay = max_token_retry_delay
+        self._gate = gate
+        self.health = TransportHealth("Discord", clock)
+        self.client = _Client(self._sync_commands, self.health)
         self.tree = build_command_tree(self.client, self.run_command)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -156,8 +181,16 @@ class DiscordAdapter:
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="discord-client")
 
+    async def start_send_only(self) -> None:
+        """For one-shot commands: log in over REST to send, with no gateway session and no
+        command sync. Raises discord.LoginFailure or discord.HTTPException."""
+        apply_endpoints(self._api_base_url, self._gateway_url)
+        await self.client.login(self._token)
+        self.health.mark_up()
+
     async def _run(self) -> None:
         delay = self._reconnect_delay
+        token_delay = self._token_retry_delay
         while not self._stopping:
             try:
                 await self.client.start(self._token, reconnect=True)
@@ -165,23 +198,26 @@ class DiscordAdapter:
             except asyncio.CancelledError:
                 raise
             except discord.LoginFailure:
-                log.error("Discord rejected the bot token (LoginFailure); Discord stays offline")
-                return
+                # a gateway or API restarting can refuse a good token for a moment: retry, slowly
+                self.health.mark_down("Discord rejected the bot token (LoginFailure)")
+                log.error("Discord rejected the bot token (LoginFailure); retrying in %.0fs", token_delay)
+                wait, token_delay = token_delay, min(self._max_token_retry_delay, token_delay * 2)
             except Exception as exc:
                 if self._stopping:
                     return
+                self.health.mark_down(f"connection failed: {type(exc).__name__}")
                 log.error("Discord connection failed (%s: %s); retrying in %.0fs",
                           type(exc).__name__, redact(str(exc)), delay)
                 log.debug("Discord connection failure details", exc_info=True)
+                wait, delay = delay, min(300.0, delay * 2)
             try:
                 await self.client.close()
             except Exception as exc:
                 log.debug("discord close after failure: %s", exc)
             # a closed client cannot log in again (its HTTP connector is gone): start afresh
-            self.client = _Client(self._sync_commands)
+            self.client = _Client(self._sync_commands, self.health)
             self.tree = build_command_tree(self.client, self.run_command)
-            await asyncio.sleep(delay)
-            delay = min(300.0, delay * 2)
+            await asyncio.sleep(wait)
 
     async def _sync_commands(self) -> None:
         """Register the slash commands in every configured guild (instant), else globally."""
@@ -226,6 +262,14 @@ class DiscordAdapter:
     async def run_command(self, interaction: Any, spec: CommandSpec, values: dict[str, Any]) -> None:
         """Defer at once (Discord allows 3 s), ask the layer, answer with embed + chart."""
         requester = self.requester_for(interaction)
+        screening = self._gate.screen(requester) if self._gate is not None else None
+        if screening is not None and not screening.admitted:
+            # Discord wants every interaction answered within 3 s: one ephemeral line, no work
+            try:
+                await interaction.response.send_message(screening.refusal, ephemeral=True)
+            except discord.HTTPException as exc:
+                log.debug("refusal to %s not delivered: %s", requester.recipient, exc)
+            return
         await interaction.response.defer(thinking=True)
         text = command_text(spec, values)
         try:
@@ -243,6 +287,22 @@ class DiscordAdapter:
             log.warning("reply to %s not delivered: %s", requester.recipient, exc)
 
     # -- outgoing
+
+    async def channel_guild(self, channel_id: str) -> str | None:
+        """The guild of a channel, asked over REST; None when there is none (a DM) or Discord does
+        not know the channel. Raises DeliveryError when Discord cannot be asked right now."""
+        if self.client.is_closed() or self.client.user is None:
+            raise DeliveryError("Discord adapter is not connected")
+        try:
+            channel = await self.client.fetch_channel(int(channel_id))
+        except ValueError:
+            return None
+        except (discord.NotFound, discord.Forbidden, discord.InvalidData):
+            return None
+        except (discord.HTTPException, TimeoutError, OSError, aiohttp.ClientError) as exc:
+            raise DeliveryError(f"Discord channel {channel_id} lookup failed: {type(exc).__name__}") from None
+        guild = getattr(channel, "guild", None)
+        return str(guild.id) if guild is not None else None
 
     async def send(self, channel_id: str, reply: Reply) -> None:
         """Deliver an alert to a channel. discord.py already waits out REST 429s; Forbidden and

@@ -12,6 +12,7 @@ from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.types import NY, Level, LevelsReport, Prediction
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
+INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
@@ -207,3 +208,28 @@ def format_metrics_table(results: list, *, data_source: str) -> str:
         if regressors:
             lines += _regressor_rows(regressors)
     return "\n".join(lines).lstrip("\n")
+
+
+def duration_text(seconds: float) -> str:
+    """'45 s', '12 min', '3.5 h': a rough outage length for people."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def transport_status(name: str, up: bool, down_seconds: float, reason: str) -> str:
+    if up:
+        return f"{name}: connected"
+    if reason == "starting":  # the first attempt has not finished yet
+        return f"{name}: connecting"
+    return f"{name}: DOWN for {duration_text(down_seconds)} ({reason}), reconnecting"
+
+
+def transport_back_text(name: str, outage_seconds: float) -> str:
+    return f"{name} was unreachable for {duration_text(outage_seconds)} and works again; alerts held meanwhile go out now."
+
+
+def rate_limited_text(wait_seconds: float) -> str:
+    return f"Too many requests from this chat: try again in {wait_seconds:.0f} s."

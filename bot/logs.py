@@ -19,7 +19,8 @@ def setup_logging(settings: Settings, stream: TextIO | None = None) -> None:
     for h in list(root.handlers):
         root.removeHandler(h)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%Y-%m-%d %H:%M:%S%z"))  # the zone: logs get compared across hosts
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     for noisy in NOISY_LOGGERS:

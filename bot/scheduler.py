@@ -3,6 +3,10 @@ snapshots, outcome scoring, outbox retries and (optionally) the daily training i
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -16,6 +20,8 @@ from core.types import NY
 
 if TYPE_CHECKING:
     from bot.app import BotApp
+
+log = logging.getLogger(__name__)
 
 
 def scan_minutes(bar_minutes: int) -> str:
@@ -68,29 +74,45 @@ class SessionGridTrigger(BaseTrigger):
         return f"session grid every {self.every_minutes} min from open + 5 min"
 
 
+def _stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """Shutdown cancels a running job; APScheduler would log that as an ERROR with a traceback."""
+    @functools.wraps(job)
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.info("%s interrupted by shutdown", getattr(job, "__name__", "job"))
+
+    return run
+
+
 def build_scheduler(app: BotApp) -> AsyncIOScheduler:
     s = app.settings
     sched = AsyncIOScheduler(timezone=NY, job_defaults={"coalesce": True, "max_instances": 1,
                                                          "misfire_grace_time": 120})
-    sched.add_job(app.reload_models, CronTrigger(day_of_week="mon-fri", hour=s.reload_at.hour,
-                                                 minute=s.reload_at.minute, timezone=NY),
-                  id="reload", name=f"model reload {s.reload_at:%H:%M} ET Mon-Fri")
-    sched.add_job(app.poll_store, IntervalTrigger(minutes=15, timezone=NY), id="poll",
-                  name="poll latest.json every 15 min")
-    sched.add_job(app.scheduled_scan, scan_trigger(s.bar_minutes, s.scan_delay_seconds),
-                  id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
-    sched.add_job(app.snapshot_levels, SessionGridTrigger(s.levels_snapshot_minutes), id="levels_snapshot",
-                  name=f"options-levels snapshot every {s.levels_snapshot_minutes} min from 09:35 (NYSE hours only)")
-    sched.add_job(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
-                  name="score predictions whose horizon passed")
-    sched.add_job(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",
-                  name="retry undelivered alerts")
-    sched.add_job(app.housekeeping, CronTrigger(hour=5, minute=30, timezone=NY), id="housekeeping",
-                  name="delete charts older than 7 days")
+
+    def add(func: Callable[[], Awaitable[None]], trigger: BaseTrigger, **options: str) -> None:
+        sched.add_job(_stops_quietly(func), trigger, **options)
+
+    add(app.reload_models, CronTrigger(day_of_week="mon-fri", hour=s.reload_at.hour,
+                                       minute=s.reload_at.minute, timezone=NY),
+        id="reload", name=f"model reload {s.reload_at:%H:%M} ET Mon-Fri")
+    add(app.poll_store, IntervalTrigger(minutes=15, timezone=NY), id="poll",
+        name="poll latest.json every 15 min")
+    add(app.scheduled_scan, scan_trigger(s.bar_minutes, s.scan_delay_seconds),
+        id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
+    add(app.snapshot_levels, SessionGridTrigger(s.levels_snapshot_minutes), id="levels_snapshot",
+        name=f"options-levels snapshot every {s.levels_snapshot_minutes} min from 09:35 (NYSE hours only)")
+    add(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
+        name="score predictions whose horizon passed")
+    add(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",
+        name="retry undelivered alerts")
+    add(app.housekeeping, CronTrigger(hour=5, minute=30, timezone=NY), id="housekeeping",
+        name="delete charts older than 7 days")
     if s.train_in_process:
-        sched.add_job(app.train_in_worker, CronTrigger(day_of_week="mon-fri", hour=s.train_at.hour,
-                                                       minute=s.train_at.minute, timezone=NY),
-                      id="train", name=f"training {s.train_at:%H:%M} ET Mon-Fri (worker process)")
+        add(app.train_in_worker, CronTrigger(day_of_week="mon-fri", hour=s.train_at.hour,
+                                             minute=s.train_at.minute, timezone=NY),
+            id="train", name=f"training {s.train_at:%H:%M} ET Mon-Fri (worker process)")
     return sched
 
 

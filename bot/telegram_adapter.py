@@ -27,9 +27,9 @@ from telegram.error import (
     Conflict,
     Forbidden,
     InvalidToken,
-    NetworkError,
     RetryAfter,
     TelegramError,
+    TimedOut,
 )
 from telegram.ext import (
     Application,
@@ -43,9 +43,12 @@ from telegram.ext import (
 )
 
 from bot.command_specs import COMMANDS
+from bot.formatting import transport_back_text
 from bot.log_redact import install_secret_filter, redact
+from bot.refusals import RefusalGate
 from bot.reply import Button, DeliveryError, Reply, Requester
 from bot.retry_send import Failure, send_with_retry
+from bot.transport_health import TransportHealth
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,33 @@ class CommandLayer(Protocol):
 
 class TelegramStartError(Exception):
     """Telegram could not be started (bad token, API unreachable); the message has no secrets."""
+
+
+class TokenRejected(TelegramStartError):
+    """Telegram answered 401: the token is wrong, or a Bot API server is restarting."""
+
+
+TOKEN_REJECTED = "Telegram rejected the bot token (Unauthorized)"
+
+
+def _outage_reason(exc: Exception) -> str:
+    text = redact(str(exc)) if str(exc) else type(exc).__name__
+    return text if isinstance(exc, TelegramStartError) else f"Telegram API unreachable: {text}"
+
+
+class Backoff:
+    """first, 2*first, 4*first ... up to `most` seconds; reset() after a success."""
+
+    def __init__(self, first: float, most: float):
+        self.first, self.most = first, max(first, most)
+        self._next = first
+
+    def next(self) -> float:
+        wait, self._next = self._next, min(self.most, self._next * 2)
+        return wait
+
+    def reset(self) -> None:
+        self._next = self.first
 
 
 # ---------------------------------------------------------------- rendering (pure functions)
@@ -306,6 +336,12 @@ class TelegramAdapter:
         retry_base_delay: float = 0.5,
         rate_limiter: BaseRateLimiter | None = None,
         concurrent_updates: int = 32,
+        gate: RefusalGate | None = None,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 60.0,
+        token_retry_delay: float = 60.0,
+        max_token_retry_delay: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if not token or not token.strip():
             raise TelegramStartError("TELEGRAM_BOT_TOKEN is empty")
@@ -322,8 +358,16 @@ class TelegramAdapter:
         self._retry_base_delay = retry_base_delay
         self._rate_limiter = rate_limiter
         self._concurrent_updates = concurrent_updates
+        self._gate = gate
+        self._reconnect = Backoff(reconnect_delay, max_reconnect_delay)
+        self._token_retry = Backoff(token_retry_delay, max_token_retry_delay)
+        self.health = TransportHealth("Telegram", clock)
         self._app: Application | None = None
-        self._started = False
+        self._started = False  # initialized: sends work (polling may still be down)
+        self._announce = True
+        self._offset: int | None = None  # next update_id to fetch; confirms the ones handled
+        self._supervisor: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle
 
@@ -335,6 +379,7 @@ class TelegramAdapter:
             .concurrent_updates(self._concurrent_updates)
             .connection_pool_size(64)
             .pool_timeout(30)
+            .updater(None)  # polling is ours (_poll): PTB's gives up for good on one 401
         )
         if self._base_url:
             builder = builder.base_url(self._base_url)
@@ -354,47 +399,132 @@ class TelegramAdapter:
         app.add_error_handler(self._on_error)
 
     async def start(self) -> None:
-        """Connect, publish the command menu, start polling, report to the admins."""
-        if self._started:
+        """Connect now (raises TelegramStartError), then poll in the background; polling that
+        fails is restarted with backoff."""
+        if self._supervisor is not None:
             return
+        await self._connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="telegram-polling")
+
+    def launch(self, *, announce: bool = True) -> None:
+        """Connect and poll in the background, retrying with backoff until it works; never raises.
+        `announce`: send the start-up report to the admins once connected."""
+        if self._supervisor is None:
+            self._announce = announce
+            self._supervisor = asyncio.create_task(self._supervise(), name="telegram-polling")
+
+    async def start_send_only(self) -> None:
+        """For one-shot commands: check the token and send, never poll (that would steal the
+        running bot's updates) and never announce. Raises TelegramStartError."""
+        self._announce = False
+        await self._connect(poll=False)
+
+    async def _connect(self, *, poll: bool = True) -> None:
         if self._app is None:
             self._app = self._build()
         app = self._app
         try:
             await app.initialize()  # getMe: proves token and reachability
         except InvalidToken:
-            raise TelegramStartError("Telegram rejected the bot token (Unauthorized)") from None
+            raise TokenRejected(TOKEN_REJECTED) from None
         except TelegramError as exc:
             raise TelegramStartError(f"Telegram API unreachable: {redact(str(exc))}") from None
+        self._started = True
+        if not poll:
+            return
         try:
             await app.bot.set_my_commands([BotCommand(c.name, c.description) for c in COMMANDS])
         except TelegramError as exc:
             log.warning("Telegram setMyCommands failed (%s); the command menu may be stale", exc)
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(
-            timeout=self._poll_timeout,
-            allowed_updates=["message", "callback_query"],
-            error_callback=self._on_polling_error,
-        )
-        self._started = True
+        if not app.running:
+            await app.start()
         log.info("Telegram bot @%s polling", app.bot.username)
-        await self._send_startup_report()
+        await self._became_up()
+
+    async def _became_up(self) -> None:
+        first = not self.health.ever_up
+        outage = self.health.mark_up()
+        self._reconnect.reset()
+        self._token_retry.reset()
+        if first and self._announce:
+            await self._send_startup_report()
+        elif outage is not None:
+            text = transport_back_text("Telegram", outage)
+            log.warning("%s", text)
+            await self.notify_admins(text)
+
+    async def _supervise(self) -> None:
+        """Poll; after any failure, wait (long when the token is refused: a Bot API server that
+        restarts answers 401 for a moment) and connect again. Runs until stop()."""
+        while True:
+            try:
+                if not self._started:
+                    await self._connect()
+                await self._poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                rejected = isinstance(exc, (InvalidToken, TokenRejected))
+                reason = TOKEN_REJECTED if rejected else _outage_reason(exc)
+                self.health.mark_down(reason)
+                wait = (self._token_retry if rejected else self._reconnect).next()
+                log.log(logging.ERROR if rejected else logging.WARNING,
+                        "Telegram is down: %s; retrying in %.0f s", reason, wait)
+                await asyncio.sleep(wait)
+
+    async def _poll(self) -> None:
+        """Long-poll getUpdates into the application's queue. Returns never; raises when
+        Telegram cannot be reached or refuses the token."""
+        assert self._app is not None
+        app = self._app
+        timeouts = 0
+        while True:
+            try:
+                updates = await app.bot.get_updates(offset=self._offset, timeout=self._poll_timeout,
+                                                    allowed_updates=["message", "callback_query"])
+            except TimedOut:
+                timeouts += 1  # a long poll can time out now and then; many in a row is an outage
+                if timeouts >= 3:
+                    raise
+                continue
+            except RetryAfter as exc:
+                await asyncio.sleep(_retry_after_seconds(exc))
+                continue
+            except Conflict as exc:
+                log.error("Telegram: another bot instance is polling this token (Conflict); updates are "
+                          "split between the instances until the other one is stopped. Server said: %s", exc)
+                await asyncio.sleep(self._reconnect.first)
+                continue
+            timeouts = 0
+            if not self.health.up:
+                await self._became_up()
+            for update in updates:
+                await app.update_queue.put(update)
+            if updates:
+                self._offset = updates[-1].update_id + 1
 
     async def stop(self) -> None:
         """Stop polling (confirming fetched updates), let handlers finish, close connections."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+            self._supervisor = None
+        for task in list(self._background):
+            task.cancel()
         app = self._app
         if app is None:
             return
-        self._started = False
         try:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
+            if self._started and self._offset is not None:
+                with contextlib.suppress(TelegramError):  # confirm what was fetched, so it is not re-run
+                    await app.bot.get_updates(offset=self._offset, timeout=0)
             if app.running:
                 await app.stop()
             await app.shutdown()
         except TelegramError as exc:
             log.warning("Telegram shutdown was not clean: %s", exc)
+        self._started = False
 
     # -- outgoing
 
@@ -471,6 +601,24 @@ class TelegramAdapter:
             log.exception("command %r from %s failed", text.split()[0], requester.recipient)
             return Reply(text=APOLOGY, ok=False)
 
+    def _admitted(self, requester: Requester) -> bool:
+        """Screen before any work. A refused chat gets its one line (in a task of its own, so no
+        update slot waits on that chat's send pacing) and nothing else."""
+        screening = self._gate.screen(requester) if self._gate is not None else None
+        if screening is None or screening.admitted:
+            return True
+        if screening.tell:
+            task = asyncio.create_task(self._tell_refusal(int(requester.chat_id), screening.refusal))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return False
+
+    async def _tell_refusal(self, chat_id: int, text: str) -> None:
+        try:
+            await self._deliver(chat_id, Reply(text=text, ok=False))
+        except DeliveryError as exc:
+            log.warning("refusal to telegram:%s not delivered: %s", chat_id, exc)
+
     async def _answer(self, requester: Requester, text: str) -> None:
         reply = await self._run_layer(requester, text)
         try:
@@ -485,22 +633,27 @@ class TelegramAdapter:
         text = normalize_command(message.text, context.bot.username)
         if text is None:
             return  # addressed to another bot in a group
-        await self._answer(requester_for(chat, update.effective_user), text)
+        requester = requester_for(chat, update.effective_user)
+        if self._admitted(requester):
+            await self._answer(requester, text)
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        if query is None:
+        if query is None or query.message is None:
+            return
+        requester = requester_for(query.message.chat, query.from_user)
+        if not self._admitted(requester):
             return
         try:
             await query.answer()  # stops the button's spinner; harmless if it fails
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
-        if query.message is None or not query.data:
+        if not query.data:
             return
         text = normalize_command(query.data, context.bot.username)
         if text is None:
             return
-        await self._answer(requester_for(query.message.chat, query.from_user), text)
+        await self._answer(requester, text)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Last resort for exceptions that escaped a handler: log, apologise, keep running."""
@@ -510,13 +663,3 @@ class TelegramAdapter:
         if isinstance(update, Update) and update.effective_chat is not None:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_message(update.effective_chat.id, APOLOGY)
-
-    def _on_polling_error(self, exc: TelegramError) -> None:
-        if isinstance(exc, Conflict):
-            log.error(
-                "Telegram: another bot instance is polling this token (Conflict); updates are "
-                "split between the instances until the other one is stopped. Server said: %s", exc)
-        elif isinstance(exc, NetworkError):
-            log.warning("Telegram polling: network error, retrying: %s", exc)
-        else:
-            log.warning("Telegram polling error, retrying: %s", exc)

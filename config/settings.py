@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(default=80.0, ge=0, le=100)
     alert_cooldown_minutes: int = Field(default=30, ge=0, le=1440)
     command_rate_per_minute: int = Field(default=10, gt=0, le=1000)
+    # a refused chat (not allowed, or over its rate) hears why at most once in this many minutes
+    refusal_reply_minutes: float = Field(default=10, gt=0, le=1440)
+    # every chat transport down this long: `tradebot run` exits with code 3 for its supervisor
+    transport_down_exit_minutes: float = Field(default=10, gt=0, le=10080)
     reload_at: time = time(6, 15)
     train_at: time = time(6, 0)
     train_in_process: bool = False

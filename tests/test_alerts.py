@@ -28,6 +28,7 @@ from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, TRAIN_DAYS, FixedClock
 
 SCAN_TIME = datetime(2026, 11, 24, 10, 35, 20, tzinfo=NY)  # 20 s after the 10:35 bar closed
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ALLOWED_CHATS = [1, 2, 111, 222]
 
 
 class RecordingNotifier:
@@ -78,7 +79,7 @@ def _open_stack(settings: Settings, clock_time: datetime = SCAN_TIME) -> Stack:
 
 @pytest.fixture
 async def stack(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path))
+    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
     assert (await s.services.registry.reload()).ok
     yield s
     await s.services.close()
@@ -180,7 +181,7 @@ async def test_cooldown_then_a_new_setup_alerts_again(stack):
 
 
 async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, alert_cooldown_minutes=0))
+    s = _open_stack(make_settings(tmp_path, alert_cooldown_minutes=0, telegram_allowed_chat_ids=ALLOWED_CHATS))
     try:
         await s.services.registry.reload()
         s.state.subscribe("telegram:111", "QQQ", 0)
@@ -198,7 +199,7 @@ async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store
 
 @pytest.mark.parametrize("notifier", [CrashingNotifier, FailingNotifier])
 async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, trained_store, notifier):
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
     first = _open_stack(settings)
     await first.services.registry.reload()
     first.state.subscribe("telegram:111", "SPY", 0)
@@ -237,6 +238,7 @@ def cli_env(tmp_path, trained_store, monkeypatch):
     monkeypatch.setenv("MODEL_STORE", str(tmp_path / "models"))
     monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TRAIN_DAYS", str(TRAIN_DAYS))
+    monkeypatch.setenv("TELEGRAM_ALLOWED_CHAT_IDS", ",".join(map(str, ALLOWED_CHATS)))
     monkeypatch.chdir(tmp_path)  # no developer .env
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
@@ -348,7 +350,7 @@ async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(t
             Down.calls += 1
             raise DeliveryError("network down")
 
-    s = _open_stack(make_settings(tmp_path))
+    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
     try:
         for chat in ("telegram:1", "telegram:2"):
             s.state.record_alert("SPY|long|2026-11-24|10:30", chat, "SPY", "long", SCAN_TIME.date(), 90.0,

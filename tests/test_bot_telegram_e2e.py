@@ -19,7 +19,7 @@ from tests.fakes.fake_bot_api import ApiCall, FakeBotApi
 
 # Built at runtime so no token-shaped string is ever committed.
 TOKEN = "7654" + "32109:" + "AAF" + "q9Zt" * 8
-MEMBER, ADMIN, STRANGER = 111, 222, 999
+MEMBER, ADMIN, STRANGER, CHATTY = 111, 222, 999, 333
 
 
 @dataclass
@@ -31,11 +31,11 @@ class Running:
 
 
 @asynccontextmanager
-async def running_bot(tmp_path):
+async def running_bot(tmp_path, allowed: tuple[int, ...] = (MEMBER,)):
     async with FakeBotApi(TOKEN, max_poll_wait=0.2) as fake:
         settings = make_settings(
             tmp_path, telegram_bot_token=TOKEN, telegram_api_base_url=f"{fake.base_url}",
-            telegram_allowed_chat_ids=[MEMBER], telegram_admin_chat_ids=[ADMIN])
+            telegram_allowed_chat_ids=list(allowed), telegram_admin_chat_ids=[ADMIN])
         provider, _ = sim_provider(settings, OPEN_TIME)
         state = StateDB(state_path(settings))
         app = BotApp(settings, build_services(settings, provider), state)
@@ -107,14 +107,39 @@ async def test_not_allowed_chat_gets_one_message_and_nothing_else(tmp_path, trai
         assert str(STRANGER) in refusal.params["text"] and "TELEGRAM_ALLOWED_CHAT_IDS" in refusal.params["text"]
         assert logged_predictions(bot.settings) == []
 
-        bot.fake.push_callback(STRANGER, "/predict SPY")  # a button pressed in a chat not allowed
-        await wait_for_sends(bot.fake, STRANGER, 2)
+        # a button pressed, and more commands, in that chat: told once already, so dropped unanswered
+        bot.fake.push_callback(STRANGER, "/predict SPY")
+        bot.fake.push_message(STRANGER, "/help")
+        bot.fake.push_message(MEMBER, "/help")
+        await wait_for_sends(bot.fake, MEMBER, 1)
         await settle()
-        methods = [c.method for c in sends_to(bot.fake, STRANGER)]
-        assert methods == ["sendMessage", "sendMessage"]
-        assert "not allowed" in sends_to(bot.fake, STRANGER)[1].params["text"]
+        assert sends_to(bot.fake, STRANGER) == [refusal]
         assert logged_predictions(bot.settings) == []
-        assert len(bot.fake.calls_to("answerCallbackQuery")) == 1
+        assert bot.fake.calls_to("answerCallbackQuery") == []
+
+
+async def test_a_flooding_chat_never_delays_an_allowed_chat(tmp_path, trained_store):
+    """300 commands from a chat not allowed, and 300 from an allowed chat far over its rate: the
+    other chat's /status is answered, and neither flood gets more than its answers within the rate
+    plus one refusal line."""
+    async with running_bot(tmp_path, allowed=(MEMBER, CHATTY)) as bot:
+        rate = bot.settings.command_rate_per_minute
+        for _ in range(300):
+            bot.fake.push_message(STRANGER, "/status")
+            bot.fake.push_message(CHATTY, "/status")
+        bot.fake.push_message(MEMBER, "/status")
+        [answer] = await wait_for_sends(bot.fake, MEMBER, 1, timeout=60)
+        assert "tradebot status" in answer.params["text"]
+        before = bot.fake.sent[: bot.fake.sent.index(answer)]
+        assert len([c for c in before if int(c.params["chat_id"]) == STRANGER]) <= 1
+        await wait_for_sends(bot.fake, STRANGER, 1)
+        await wait_for_sends(bot.fake, CHATTY, rate + 1, timeout=60)
+        await settle(1.0)
+        [refusal] = sends_to(bot.fake, STRANGER)
+        assert "not allowed" in refusal.params["text"]
+        chatty = [c.params["text"] for c in sends_to(bot.fake, CHATTY)]
+        assert len(chatty) == rate + 1
+        assert len([t for t in chatty if "Too many requests" in t]) == 1
 
 
 async def test_flood_control_is_retried_and_refresh_button_predicts_again(tmp_path, trained_store):

@@ -137,6 +137,32 @@ async def test_guild_outside_the_allow_list_and_direct_messages_get_only_the_ref
     assert layer.state.recent_predictions(5) == []  # nothing was predicted for them
 
 
+async def test_refused_interactions_get_one_ephemeral_line_and_no_work(layer, restore_discord_endpoints):
+    """With the app's refusal gate: a foreign guild, a DM and a channel over its rate are answered at
+    once with one ephemeral line (Discord's 3 s deadline), never deferred, never followed up."""
+    from bot.refusals import RefusalGate
+
+    async with FakeDiscord(TOKEN, guild_ids=[ALLOWED, FOREIGN]) as fake:
+        adapter = DiscordAdapter(TOKEN, layer, guild_ids=[ALLOWED], api_base_url=fake.api_base_url,
+                                 gateway_url=fake.gateway_url, gate=RefusalGate(layer, 10))
+        await adapter.start()
+        try:
+            await fake.wait_session()
+            refused = [await fake.dispatch_interaction(FOREIGN, CHANNEL + 1, USER, "predict", {"symbol": "SPY"})
+                       for _ in range(3)]
+            refused.append(await fake.dispatch_interaction(None, CHANNEL + 2, USER, "predict", {"symbol": "SPY"}))
+            for sent in refused:
+                await fake.wait_until(lambda sent=sent: len(fake.callbacks_for(sent.token)) == 1)
+            for sent in refused:
+                [callback] = fake.callbacks_for(sent.token)
+                assert callback.type == 4 and callback.data["flags"] & 64  # a message, ephemeral
+                assert fake.followups(sent.token) == []
+            assert "DISCORD_GUILD_IDS" in fake.callbacks_for(refused[0].token)[0].data["content"]
+            assert layer.state.recent_predictions(5) == []
+        finally:
+            await adapter.stop()
+
+
 @pytest.mark.parametrize("mode", ["abort", "close", "reconnect"])
 async def test_lost_gateway_connection_is_resumed_and_missed_interactions_still_answered(discord_env, mode):
     fake, _adapter = discord_env

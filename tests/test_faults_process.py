@@ -97,6 +97,7 @@ _DELIVERER = """
 import asyncio, sys
 from pathlib import Path
 from types import SimpleNamespace
+EVERYONE_ALLOWED = SimpleNamespace(settings=None, access=lambda who: SimpleNamespace(allowed=True))
 from bot.alerts import AlertEngine
 from bot.state import StateDB
 from bot.telegram_adapter import TelegramAdapter
@@ -117,7 +118,7 @@ async def main():
     state = StateDB(Path(sys.argv[1]))
     adapter = TelegramAdapter(sys.argv[3], NoLayer(), base_url=sys.argv[2], poll_timeout=1, retry_base_delay=0.05)
     await adapter.start()
-    engine = AlertEngine(SimpleNamespace(settings=None), state, {"telegram": SlowNotifier(adapter)})
+    engine = AlertEngine(EVERYONE_ALLOWED, state, {"telegram": SlowNotifier(adapter)})
     print("ready", flush=True)
     delivered = await engine.deliver_pending()
     print("done", len(delivered), flush=True)
@@ -234,6 +235,8 @@ async def test_two_senders_on_one_outbox_deliver_each_alert_once(tmp_path):
     from bot.alerts import AlertEngine
     from bot.telegram_adapter import TelegramAdapter
 
+    EVERYONE_ALLOWED = SimpleNamespace(settings=None, access=lambda who: SimpleNamespace(allowed=True))
+
     db_path = tmp_path / "state" / "tradebot.sqlite3"
     chats = list(range(4001, 4009))
     bot_state = StateDB(db_path)
@@ -246,7 +249,7 @@ async def test_two_senders_on_one_outbox_deliver_each_alert_once(tmp_path):
         adapter = TelegramAdapter(TOKEN, SimpleNamespace(), base_url=telegram.base_url, poll_timeout=1)
         await adapter.start()
         try:
-            engines = [AlertEngine(SimpleNamespace(settings=None), st, {"telegram": SlowTelegram(adapter)})
+            engines = [AlertEngine(EVERYONE_ALLOWED, st, {"telegram": SlowTelegram(adapter)})
                        for st in (bot_state, cron_state)]
             results = await asyncio.gather(*(e.deliver_pending() for e in engines))
         finally:

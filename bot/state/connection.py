@@ -36,10 +36,32 @@ def ensure_writable_dir(state_dir: Path) -> None:
 class StateConnection:
     """One connection shared by every thread, serialised by a lock; all calls are short."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = self._open()
+        self._conn: sqlite3.Connection | None = self._open_read_only() if read_only else self._open()
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """For readers beside a running bot: no migration, no recovery, no file created. A state
+        that does not exist yet reads as an empty one (in memory)."""
+        if not self.path.exists():
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            apply_migrations(conn, self.path)
+            return conn
+        if not self.path.is_file():
+            raise StateError(f"state database {self.path} is not a file")
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                   timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails now if not a database
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from None
+        return conn
 
     def _open(self) -> sqlite3.Connection:
         ensure_writable_dir(self.path.parent)
@@ -96,6 +118,8 @@ class StateConnection:
             if self._conn is None:
                 raise StateError(f"state database {self.path} is closed")
             conn = self._conn
+            if write and self.read_only:
+                raise StateError(f"state database {self.path} is open read-only")
             try:
                 if write:
                     conn.execute("BEGIN IMMEDIATE")

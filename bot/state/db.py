@@ -22,12 +22,14 @@ class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshot
     bad arguments raise `InvalidStateInput` and change nothing.
 
     recover_sends: put alerts a killed process left in 'sending' back to 'pending'. Only the
-    process holding the InstanceLock should do this; a read-only tool passes False.
+    process holding the InstanceLock should do this; a tool beside a running bot passes False.
+
+    read_only: a reader (performance, export-log): never writes, migrates or recovers anything.
     """
 
-    def __init__(self, path: Path, *, recover_sends: bool = True) -> None:
-        super().__init__(Path(path))
-        if recover_sends:
+    def __init__(self, path: Path, *, recover_sends: bool = True, read_only: bool = False) -> None:
+        super().__init__(Path(path), read_only=read_only)
+        if recover_sends and not read_only:
             self.recover_interrupted_sends()
 
     @classmethod

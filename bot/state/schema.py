@@ -91,7 +91,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE alerts ADD COLUMN prediction_id INTEGER REFERENCES predictions (id) ON DELETE SET NULL;
     """,
-    # options-levels snapshots taken during the session (issue 11); payload = LevelsSnapshot.to_dict().
+    # 4: the Discord guild of a subscription, so the allow-list (DISCORD_GUILD_IDS) applies to its
+    # alerts. NULL on other transports, and on Discord rows from before: resolved once, on delivery.
+    """
+    ALTER TABLE subscriptions ADD COLUMN guild_id TEXT;
+    """,
+    # 5: options-levels snapshots taken during the session; payload = LevelsSnapshot.to_dict().
     """
     CREATE TABLE level_snapshots (
         id          INTEGER PRIMARY KEY,

@@ -38,8 +38,9 @@ def _row(r: sqlite3.Row) -> Subscription:
 
 class SubscriptionsMixin(StateConnection):
     def subscribe(self, recipient: str, symbol: str, threshold: float,
-                  now: datetime | None = None) -> Subscription:
-        """Add or update (upsert) a subscription. symbol "all" or "*" means every traded symbol."""
+                  now: datetime | None = None, *, guild_id: str | None = None) -> Subscription:
+        """Add or update (upsert) a subscription. symbol "all" or "*" means every traded symbol.
+        guild_id: the Discord guild of the channel (None elsewhere)."""
         recipient = check_recipient(recipient)
         symbol = normalise_symbol(symbol)
         value = finite(threshold, "threshold")
@@ -49,9 +50,10 @@ class SubscriptionsMixin(StateConnection):
         created = to_db_time(now or datetime.now(UTC), "now")
         with self.writing() as conn:
             conn.execute(
-                "INSERT INTO subscriptions (recipient, symbol, threshold, created_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (recipient, symbol) DO UPDATE SET threshold = excluded.threshold",
-                (recipient, symbol, value, created),
+                "INSERT INTO subscriptions (recipient, symbol, threshold, created_at, guild_id) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (recipient, symbol) DO UPDATE SET "
+                "threshold = excluded.threshold, guild_id = excluded.guild_id",
+                (recipient, symbol, value, created, guild_id),
             )
             row = conn.execute(
                 "SELECT * FROM subscriptions WHERE recipient = ? AND symbol = ?", (recipient, symbol)
@@ -70,6 +72,20 @@ class SubscriptionsMixin(StateConnection):
                     (recipient, normalise_symbol(symbol)),
                 )
             return cur.rowcount
+
+    def recipient_guild(self, recipient: str) -> tuple[bool, str | None]:
+        """(has subscriptions, their Discord guild or None when not stored yet)."""
+        with self.reading() as conn:
+            rows = conn.execute("SELECT guild_id FROM subscriptions WHERE recipient = ?",
+                                (check_recipient(recipient),)).fetchall()
+        guilds = [r["guild_id"] for r in rows if r["guild_id"] is not None]
+        return bool(rows), (guilds[0] if guilds else None)
+
+    def set_recipient_guild(self, recipient: str, guild_id: str) -> int:
+        """Store the guild on every subscription of `recipient` (a row from before schema 4)."""
+        with self.writing() as conn:
+            return conn.execute("UPDATE subscriptions SET guild_id = ? WHERE recipient = ?",
+                                (str(guild_id), check_recipient(recipient))).rowcount
 
     def subscriptions(self, recipient: str | None = None, symbol: str | None = None) -> list[Subscription]:
         """Stored rows as they are ("*" rows are not expanded), ordered by recipient, symbol."""

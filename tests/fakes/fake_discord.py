@@ -156,6 +156,7 @@ class FakeDiscord:
         self.heartbeats = 0
         # controls
         self.forbidden_channels: set[str] = set()
+        self.channel_guilds: dict[int, int] = {}  # channel id -> guild id, for GET /channels/{id}
         self._rules: list[_FailRule] = []
         self._identify_rejections: list[int] = []  # close codes for the next IDENTIFYs
         self._interactions: dict[str, dict[str, Any]] = {}  # token -> payload
@@ -332,6 +333,12 @@ class FakeDiscord:
             return await self._callback(request, parts[1], parts[2], ok)
         if parts[0] == "webhooks" and len(parts) >= 3:
             return await self._webhook(request, parts, ok)
+        if method == "GET" and parts[0] == "channels" and len(parts) == 2:
+            guild = self.channel_guilds.get(int(parts[1])) if parts[1].isdigit() else None
+            if guild is None:
+                return _json({"message": "Unknown Channel", "code": 10003}, 404)
+            return _json({"id": parts[1], "type": 0, "guild_id": str(guild), "name": "alerts", "position": 0,
+                          "permission_overwrites": [], "nsfw": False, "parent_id": None}, headers=ok)
         if method == "POST" and parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages":
             return await self._channel_message(request, parts[1], ok)
         return _json({"message": "404: Not Found", "code": 0}, 404, {"Via": "1.1 google"})
