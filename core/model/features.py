@@ -26,12 +26,20 @@ FEATURE_NAMES: list[str] = [
     "prev_high_dist_atr", "prev_low_dist_atr",
     "rel_volume",
     "vix", "vix_chg_1", "vix_chg_12", "vix_chg_prev_close", "vix_pct",
+    "minutes_to_close",
+    "rv_session", "rv_prev_1", "rv_prev_5", "rv_prev_20",
+    "tr_profile", "tr_profile_ahead",
+    "rel_volume_sessions",
 ]
 
 ATR_BARS = 14
 RSI_BARS = 14
 OPENING_RANGE_MINUTES = 30
 REL_VOLUME_SESSIONS = 20
+REL_VOLUME_MIN_SESSIONS = 3
+PROFILE_SESSIONS = 20
+PROFILE_MIN_SESSIONS = 3
+PROFILE_AHEAD_BARS = 12  # the default label horizon (HORIZON_BARS); the window stops at the close
 VIX_PCT_SESSIONS = 20
 SESSION_MINUTES = 390
 
@@ -53,11 +61,16 @@ def _check(bars: pd.DataFrame, bar_minutes: int) -> None:
 
 
 def true_range(bars: pd.DataFrame) -> pd.Series:
-    prev_close = bars["close"].shift(1)
+    # A session's first bar is measured from its own open: the overnight gap is not intraday
+    # volatility (it made ATR, and with it targets and stops, 1.5-1.8x too wide after the open).
+    # The gap is a feature of its own.
+    days = pd.Index(bars.index.date)
+    same_session = np.zeros(len(bars), dtype=bool)
+    same_session[1:] = days[1:] == days[:-1]
+    prev_close = bars["close"].shift(1).where(same_session)
     hl = bars["high"] - bars["low"]
     hc = (bars["high"] - prev_close).abs()
     lc = (bars["low"] - prev_close).abs()
-    # The first bar has no previous close; its high-low range is the honest true range.
     return pd.concat([hl, hc, lc], axis=1).max(axis=1)
 
 
@@ -75,6 +88,16 @@ def _session_opens(days: np.ndarray, first_bar: pd.Series) -> dict[date, datetim
     return out
 
 
+def _session_closes(days: np.ndarray, first_bar: pd.Series, bar_minutes: int) -> dict[date, datetime]:
+    # The calendar close (13:00 on early-close days); an odd non-session day in CSV data closes a
+    # regular session length after its first bar.
+    out = {}
+    for d in days:
+        out[d] = (calendar.session_bounds(d)[1] if calendar.is_session(d)
+                  else first_bar[d].to_pydatetime() + pd.Timedelta(minutes=SESSION_MINUTES))
+    return out
+
+
 def _rsi(close: pd.Series, n: int) -> pd.Series:
     delta = close.diff()
     up = delta.clip(lower=0).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
@@ -84,18 +107,62 @@ def _rsi(close: pd.Series, n: int) -> pd.Series:
     return (100 * up / total).mask(total == 0, 50.0)
 
 
-def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> pd.Series:
-    """Volume over the mean volume of the same minute-of-session in the previous sessions."""
-    frame = pd.DataFrame({"day": day, "slot": slot.to_numpy(), "volume": volume.to_numpy()})
-    table = frame.pivot_table(index="day", columns="slot", values="volume", aggfunc="last")
-    past = table.shift(1).rolling(REL_VOLUME_SESSIONS, min_periods=5).mean()
-    lookup = past.stack().rename("mean")
-    keys = pd.MultiIndex.from_arrays([frame["day"], frame["slot"]])
-    mean = lookup.reindex(keys).to_numpy()
+def _slot_table(values: pd.Series, day: pd.Index, slot: pd.Series) -> pd.DataFrame:
+    """Sessions x minute-of-session slots."""
+    frame = pd.DataFrame({"day": day, "slot": slot.to_numpy(), "v": values.to_numpy()})
+    return frame.pivot_table(index="day", columns="slot", values="v", aggfunc="last", dropna=False)
+
+
+def _lookup(table: pd.DataFrame, day: pd.Index, slot: pd.Series) -> np.ndarray:
+    keys = pd.MultiIndex.from_arrays([day, slot.to_numpy()])
+    return table.stack(future_stack=True).reindex(keys).to_numpy(dtype=float)
+
+
+def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Volume over the mean volume of the same minute-of-session in up to REL_VOLUME_SESSIONS previous
+    sessions (at least REL_VOLUME_MIN_SESSIONS), and how many sessions that mean rests on."""
+    table = _slot_table(volume, day, slot)
+    prior = table.shift(1)
+    past = prior.rolling(REL_VOLUME_SESSIONS, min_periods=REL_VOLUME_MIN_SESSIONS).mean()
+    count = prior.notna().rolling(REL_VOLUME_SESSIONS, min_periods=1).sum()
+    mean = _lookup(past, day, slot)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = volume.to_numpy() / mean
     rel[~np.isfinite(rel)] = np.nan
-    return pd.Series(rel, index=volume.index)
+    sessions = np.nan_to_num(_lookup(count, day, slot), nan=0.0)
+    return pd.Series(rel, index=volume.index), pd.Series(sessions, index=volume.index)
+
+
+def _range_profile(tr_pct: pd.Series, day: pd.Index, slot: pd.Series,
+                   bars_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The intraday volatility profile from previous sessions only: the mean true range (as a fraction
+    of price) at this minute-of-session, and its sum over the next PROFILE_AHEAD_BARS slots, stopping
+    at the close: how much range the coming window usually holds at this time of day."""
+    table = _slot_table(tr_pct, day, slot).sort_index(axis=1)
+    past = table.shift(1).rolling(PROFILE_SESSIONS, min_periods=PROFILE_MIN_SESSIONS).mean()
+    cum = past.fillna(0.0).cumsum(axis=1).to_numpy()
+    day_pos = past.index.get_indexer(day)
+    slot_pos = past.columns.get_indexer(slot.to_numpy())
+    here = past.to_numpy()[day_pos, slot_pos]
+    end = np.minimum(slot_pos + np.minimum(PROFILE_AHEAD_BARS, bars_left), cum.shape[1] - 1)
+    ahead = np.where(np.isfinite(here), cum[day_pos, end] - cum[day_pos, slot_pos], np.nan)
+    return here, ahead
+
+
+def _realised_vol(logret: pd.Series, day: pd.Index) -> tuple[pd.Series, pd.DataFrame]:
+    """Realised volatility (root of summed squared 1-bar log returns within the session): so far today,
+    and of whole previous sessions averaged over 1, 5 and 20 sessions (the HAR inputs)."""
+    by_day = pd.Series(day, index=logret.index)
+    sq = logret.where(by_day.eq(by_day.shift(1))).pow(2)  # the overnight return is the gap, not RV
+    session_rv = np.sqrt(sq.fillna(0.0).groupby(by_day).cumsum())
+    daily = np.sqrt(sq.groupby(by_day).sum(min_count=1))
+    prior = daily.shift(1)
+    lagged = pd.DataFrame({
+        "rv_prev_1": prior,
+        "rv_prev_5": prior.rolling(5, min_periods=1).mean(),
+        "rv_prev_20": prior.rolling(20, min_periods=1).mean(),
+    })
+    return session_rv, lagged
 
 
 def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
@@ -161,7 +228,7 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["prev_low_dist_atr"] = (close - by_day.map(prev["low"])) / safe_atr
 
     slot = pd.Series(np.round(since_open_start).astype(np.int64), index=idx)
-    out["rel_volume"] = _rel_volume(volume, day, slot)
+    out["rel_volume"], out["rel_volume_sessions"] = _rel_volume(volume, day, slot)
 
     out["vix"] = vix
     out["vix_chg_1"] = vix - vix.shift(1)
@@ -169,6 +236,18 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["vix_chg_prev_close"] = vix - by_day.map(prev["vix_close"])
     window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
     out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
+
+    closes = pd.DatetimeIndex(day_s.map(_session_closes(first_bar.index.to_numpy(), first_bar, bar_minutes))
+                              .to_numpy()).tz_convert(idx.tz)
+    out["minutes_to_close"] = ((closes - idx).total_seconds().to_numpy() / 60.0 - bar_minutes).clip(0.0)
+
+    session_rv, lagged = _realised_vol(logret, day)
+    out["rv_session"] = session_rv
+    for col in lagged.columns:
+        out[col] = by_day.map(lagged[col])
+    tr_pct = true_range(bars) / close
+    bars_left = np.floor(out["minutes_to_close"].to_numpy() / bar_minutes).astype(np.int64)
+    out["tr_profile"], out["tr_profile_ahead"] = _range_profile(tr_pct, day, slot, bars_left)
 
     result = out[FEATURE_NAMES].astype("float64")
     return result.replace([np.inf, -np.inf], np.nan)
