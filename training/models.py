@@ -15,6 +15,7 @@ from sklearn.isotonic import IsotonicRegression
 from core.model.features import FEATURE_NAMES
 from core.model.model_set import (
     CLASSIFIERS,
+    REGRESSOR_SCALE,
     REGRESSORS,
     SIDE,
     Calibrator,
@@ -48,6 +49,9 @@ NUM_TREES = 200
 # trailing-mean baseline where the classifier settings overfit it (measured on synthetic data).
 REGRESSOR_PARAMS: dict[str, object] = {"num_leaves": 7, "min_data_in_leaf": 300, "lambda_l2": 10.0,
                                        "learning_rate": 0.03}
+# The band is scored by MAE, which the median minimises; excursions are skewed, so a mean-fitting L2
+# objective sits above the median. L1 fits the median directly.
+REGRESSOR_OBJECTIVE = "l1"
 
 
 class TrainingDataError(ValueError):
@@ -65,6 +69,16 @@ def _train(x: pd.DataFrame, y: np.ndarray, objective: str, seed: int, num_trees:
     params = {**LGB_PARAMS, **(REGRESSOR_PARAMS if objective == "regression" else {}),
               "objective": objective, "seed": seed}
     data = lgb.Dataset(x, label=y, feature_name=list(x.columns), free_raw_data=True)
+    return lgb.train(params, data, num_boost_round=num_trees)
+
+
+def train_regressor(x: pd.DataFrame, excursion: np.ndarray, scale: np.ndarray, seed: int, num_trees: int,
+                    objective: str = REGRESSOR_OBJECTIVE) -> lgb.Booster:
+    """One band booster. It learns the excursion in units of the bar's ATR% (`REGRESSOR_SCALE`), the
+    multiplicative structure of the volatility rule it must beat, weighted by ATR% so the L1 loss is the
+    MAE of the excursion itself: |y - p*a| = a * |y/a - p|."""
+    params = {**LGB_PARAMS, **REGRESSOR_PARAMS, "objective": objective, "seed": seed}
+    data = lgb.Dataset(x, label=excursion / scale, weight=scale, feature_name=list(x.columns), free_raw_data=True)
     return lgb.train(params, data, num_boost_round=num_trees)
 
 
@@ -96,7 +110,8 @@ def fit_model_set(features: pd.DataFrame, labels: pd.DataFrame, params: LabelPar
     y = labels.loc[rows]
     boosters: dict[str, lgb.Booster] = {}
     for name, col in REGRESSORS.items():
-        boosters[name] = _train(x, y[col].to_numpy(), "regression", seed, num_trees)
+        boosters[name] = train_regressor(x, y[col].to_numpy(), x[REGRESSOR_SCALE].to_numpy(dtype=float), seed,
+                                         num_trees)
     stacked = _stack_sides(x)
     for name, stem in CLASSIFIERS.items():
         target = _stacked_target(y, stem)
@@ -104,7 +119,9 @@ def fit_model_set(features: pd.DataFrame, labels: pd.DataFrame, params: LabelPar
             raise TrainingDataError(f"{name} labels have a single class")
         boosters[name] = _train(stacked, target, "binary", seed, num_trees)
     calibrators = _fit_calibrators(features, labels, rows, params, seed, num_trees)
-    recipe = {"lgb_params": LGB_PARAMS, "lgb_regressor_params": REGRESSOR_PARAMS}
+    recipe = {"lgb_params": LGB_PARAMS,
+              "lgb_regressor_params": {**REGRESSOR_PARAMS, "objective": REGRESSOR_OBJECTIVE,
+                                       "target_scale": REGRESSOR_SCALE}}
     return ModelSet(boosters, calibrators, params, _quantile_ranges(x), len(rows), recipe)
 
 

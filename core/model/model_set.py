@@ -23,6 +23,8 @@ from core.model.features import FEATURE_NAMES
 SIDE = "side"
 CLASSIFIER_FEATURES = [*FEATURE_NAMES, SIDE]
 REGRESSORS = {"future_high": "fut_high_ret", "future_low": "fut_low_ret"}
+# The band regressors predict the excursion in units of this feature (ATR as a fraction of price).
+REGRESSOR_SCALE = "atr_pct"
 CLASSIFIERS = {"profit_target": "win", "trade_quality": "quality"}
 MODEL_FILES = {name: f"{name}.txt" for name in (*REGRESSORS, *CLASSIFIERS)}
 CALIBRATION_FILE = "calibration.json"
@@ -120,8 +122,9 @@ class ModelSet:
         out = pd.DataFrame(index=features.index)
         if len(x) == 0:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS}, index=features.index)
+        scale = features[REGRESSOR_SCALE].to_numpy(dtype=float)
         for name, col in REGRESSORS.items():
-            out[col] = self.boosters[name].predict(x)
+            out[col] = self.boosters[name].predict(x) * scale
         for name, stem in CLASSIFIERS.items():
             for side_name, side in (("long", 1.0), ("short", -1.0)):
                 xs = np.column_stack([x, np.full(len(x), side)])
