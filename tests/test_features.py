@@ -31,7 +31,8 @@ def test_columns_and_index(bars5: pd.DataFrame) -> None:
     assert not np.isinf(f.to_numpy()).any()
     # Once enough history exists, every feature is known on an ordinary bar.
     tail = f.iloc[-100:]
-    assert tail.drop(columns=["or_pos"]).notna().all().all()
+    assert tail.drop(columns=["or_pos", "rv_session"]).notna().all().all()
+    assert tail.loc[tail["minutes_since_open"] > 5, "rv_session"].notna().all()  # no return on the first bar
     assert tail.loc[tail["minutes_since_open"] >= 30, "or_pos"].notna().all()
 
 

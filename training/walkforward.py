@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
-from training.models import NUM_TREES, fit_model_set, usable_rows
+from training.models import NUM_TREES, fit_model_set, usable_rows, weighted_median
 
 MIN_FOLDS = 4
 ALERT_PROBABILITY = 0.8
@@ -102,12 +102,6 @@ def regressor_metrics(pred: np.ndarray, actual: np.ndarray, baseline: np.ndarray
     }
 
 
-def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
-    order = np.argsort(values)
-    cum = np.cumsum(weights[order])
-    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
-
-
 def volatility_baseline(train_features: pd.DataFrame, train_target: np.ndarray,
                         test_features: pd.DataFrame) -> np.ndarray:
     """scale x ATR% x time-of-day profile, fitted on training rows: the one-line volatility rule the band
@@ -122,8 +116,8 @@ def volatility_baseline(train_features: pd.DataFrame, train_target: np.ndarray,
     if len(x) == 0:
         return np.full(len(test_x), np.nan)
     ratio = y / x
-    overall = _weighted_median(ratio, x)
-    by_slot = {s: _weighted_median(ratio[slot == s], x[slot == s]) for s in np.unique(slot)}
+    overall = weighted_median(ratio, x)
+    by_slot = {s: weighted_median(ratio[slot == s], x[slot == s]) for s in np.unique(slot)}
     test_slot = test_features["minutes_since_open"].to_numpy(dtype=float)
     multiple = np.array([by_slot.get(s, overall) for s in test_slot])
     return multiple * test_x

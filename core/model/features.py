@@ -30,7 +30,18 @@ FEATURE_NAMES: list[str] = [
     "rv_session", "rv_prev_1", "rv_prev_5", "rv_prev_20",
     "tr_profile", "tr_profile_ahead",
     "rel_volume_sessions",
+    "vix_bar_vol",
 ]
+# The features the band regressors see: volatility, time of day, volume and VIX. Direction features
+# (returns, RSI, VWAP and opening-range position, prior-day distances) only added noise to the band
+# (bench/band_ablation.py).
+REGRESSOR_FEATURES: list[str] = [c for c in FEATURE_NAMES if c not in (
+    "ret_1", "ret_3", "ret_6", "ret_12", "rsi_14", "vwap_dist_atr", "or_pos",
+    "prev_high_dist_atr", "prev_low_dist_atr")]
+# E[high - low] of a Brownian bar is 2*sqrt(2/pi) ~ 1.6 times its return sd: puts sd-type vol
+# estimates on ATR's scale.
+RANGE_PER_SD = 1.6
+TRADING_DAYS = 252
 
 ATR_BARS = 14
 RSI_BARS = 14
@@ -86,6 +97,11 @@ def _session_opens(days: np.ndarray, first_bar: pd.Series) -> dict[date, datetim
     for d in days:
         out[d] = calendar.session_bounds(d)[0] if calendar.is_session(d) else first_bar[d].to_pydatetime()
     return out
+
+
+def _per_day(moments: dict[date, datetime], days: pd.Index, tz: object) -> pd.DatetimeIndex:
+    # One conversion per session, not per bar: converting ~14,000 objects cost ~0.3 s.
+    return pd.DatetimeIndex([pd.Timestamp(moments[d]) for d in days]).tz_convert(tz)
 
 
 def _session_closes(days: np.ndarray, first_bar: pd.Series, bar_minutes: int) -> dict[date, datetime]:
@@ -150,12 +166,13 @@ def _range_profile(tr_pct: pd.Series, day: pd.Index, slot: pd.Series,
 
 
 def _realised_vol(logret: pd.Series, day: pd.Index) -> tuple[pd.Series, pd.DataFrame]:
-    """Realised volatility (root of summed squared 1-bar log returns within the session): so far today,
-    and of whole previous sessions averaged over 1, 5 and 20 sessions (the HAR inputs)."""
+    """Realised volatility per bar (root mean square of 1-bar log returns within the session): so far
+    today, and of whole previous sessions averaged over 1, 5 and 20 sessions (the HAR inputs)."""
     by_day = pd.Series(day, index=logret.index)
     sq = logret.where(by_day.eq(by_day.shift(1))).pow(2)  # the overnight return is the gap, not RV
-    session_rv = np.sqrt(sq.fillna(0.0).groupby(by_day).cumsum())
-    daily = np.sqrt(sq.groupby(by_day).sum(min_count=1))
+    n_returns = sq.notna().astype(float).groupby(by_day).cumsum()
+    session_rv = np.sqrt(sq.fillna(0.0).groupby(by_day).cumsum() / n_returns.where(n_returns > 0))
+    daily = np.sqrt(sq.groupby(by_day).mean())
     prior = daily.shift(1)
     lagged = pd.DataFrame({
         "rv_prev_1": prior,
@@ -177,10 +194,10 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out = pd.DataFrame(index=idx)
 
     day = pd.Index(idx.date, name="day")
-    day_s = pd.Series(day, index=idx)
     first_bar = pd.Series(idx, index=idx).groupby(day).first()
     opens = _session_opens(first_bar.index.to_numpy(), first_bar)
-    session_open = pd.DatetimeIndex(day_s.map(opens).to_numpy()).tz_convert(idx.tz)
+    codes, unique_days = pd.factorize(day)
+    session_open = _per_day(opens, unique_days, idx.tz)[codes]
     since_open_start = (idx - session_open).total_seconds().to_numpy() / 60.0
 
     for k in (1, 3, 6, 12):
@@ -237,8 +254,8 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
     out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
 
-    closes = pd.DatetimeIndex(day_s.map(_session_closes(first_bar.index.to_numpy(), first_bar, bar_minutes))
-                              .to_numpy()).tz_convert(idx.tz)
+    closes = _per_day(_session_closes(first_bar.index.to_numpy(), first_bar, bar_minutes), unique_days,
+                      idx.tz)[codes]
     out["minutes_to_close"] = ((closes - idx).total_seconds().to_numpy() / 60.0 - bar_minutes).clip(0.0)
 
     session_rv, lagged = _realised_vol(logret, day)
@@ -246,8 +263,27 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     for col in lagged.columns:
         out[col] = by_day.map(lagged[col])
     tr_pct = true_range(bars) / close
+    out["vix_bar_vol"] = vix / 100.0 * np.sqrt(bar_minutes / (TRADING_DAYS * SESSION_MINUTES))
     bars_left = np.floor(out["minutes_to_close"].to_numpy() / bar_minutes).astype(np.int64)
     out["tr_profile"], out["tr_profile_ahead"] = _range_profile(tr_pct, day, slot, bars_left)
 
     result = out[FEATURE_NAMES].astype("float64")
     return result.replace([np.inf, -np.inf], np.nan)
+
+
+def band_scale(features: pd.DataFrame) -> np.ndarray:
+    """A HAR-style volatility forecast on ATR's scale (fraction of price per bar): the geometric mean of
+    the estimates a row has, over several horizons (ATR of 14 bars, 48-bar return sd, the previous 1, 5
+    and 20 sessions' realised vol) and VIX. The band regressors predict excursions in units of it."""
+    estimates = np.column_stack([
+        features["atr_pct"].to_numpy(dtype=float),
+        *(RANGE_PER_SD * features[c].to_numpy(dtype=float)
+          for c in ("rvol_48", "rv_prev_1", "rv_prev_5", "rv_prev_20", "vix_bar_vol")),
+    ])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.where(estimates > 0, estimates, np.nan))
+    known = np.isfinite(logs)
+    total = np.where(known, logs, 0.0).sum(axis=1)
+    count = known.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, np.exp(total / np.maximum(count, 1)), np.nan)
