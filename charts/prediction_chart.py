@@ -94,10 +94,11 @@ def bars_before_close(as_of: pd.Timestamp | object, horizon_bars: int, bar_minut
     is drawn no further (none at all for a prediction made at the close)."""
     moment = pd.Timestamp(as_of).tz_convert(NY)
     day = moment.date()
-    if not calendar.is_session(day):
+    left = (calendar.session_bounds(day)[1] - moment.to_pydatetime()).total_seconds() / 60.0 \
+        if calendar.is_session(day) else -1.0
+    if left < 0:  # no session, or bars past the calendar's close (odd data): nothing to cut at
         return horizon_bars
-    left = (calendar.session_bounds(day)[1] - moment.to_pydatetime()).total_seconds() / 60.0
-    return max(0, min(horizon_bars, int(left // bar_minutes)))
+    return min(horizon_bars, int(left // bar_minutes))
 
 
 def _draw_price_panel(ax: Axes, pred: Prediction, session: pd.DataFrame, prev_close: float | None,
@@ -154,23 +155,13 @@ def _draw_price_panel(ax: Axes, pred: Prediction, session: pd.DataFrame, prev_cl
     _add_strokes(ax, front, zorder=4)
 
     ax.plot([x_last], [last_close], marker="o", markersize=10, color=style.TEXT, zorder=5)
-    if not horizon_bars:
-        ax.text(x_last, 0.985, "session closed: no forecast past the close", transform=ax.get_xaxis_transform(),
+    labels = [(last_close, f"Last {last_close:.2f}", style.TEXT, True)]
+    if horizon_bars:
+        _draw_band(ax, x_last, x_end, last_close, ph, pl, horizon_bars * bar_minutes)
+        labels += [(ph, f"Pred hi {ph:.2f}", style.BLUE, False), (pl, f"Pred lo {pl:.2f}", style.BLUE, False)]
+    else:
+        ax.text(x_last, 0.985, "session closed: no forecast past the close ", transform=ax.get_xaxis_transform(),
                 ha="right", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
-        labels = [(last_close, f"Last {last_close:.2f}", style.TEXT, True)]
-        labels += [(lv.price, f"{lv.label} {lv.price:.2f}", lv.color, False) for lv in shown]
-        _draw_right_labels(ax, labels, y0, y1)
-        return off_chart
-    # The forecast: a wedge from the last close opening to the predicted high/low at the horizon's end.
-    ax.add_patch(Polygon([(x_last, last_close), (x_end, ph), (x_end, pl)], closed=True, facecolor=style.BLUE,
-                         alpha=0.22, edgecolor="none", zorder=2))
-    ax.add_patch(Rectangle((x_last, min(pl, ph)), x_end - x_last, abs(ph - pl), facecolor=style.BLUE,
-                           alpha=0.08, edgecolor="none", zorder=2))
-    ax.text((x_last + x_end) / 2, 0.985, f"next {horizon_bars * bar_minutes} min", transform=ax.get_xaxis_transform(),
-            ha="center", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
-
-    labels = [(last_close, f"Last {last_close:.2f}", style.TEXT, True),
-              (ph, f"Pred hi {ph:.2f}", style.BLUE, False), (pl, f"Pred lo {pl:.2f}", style.BLUE, False)]
     if _is_finite(pred.target):
         labels.append((float(pred.target), f"Target {pred.target:.2f}", style.TARGET, True))
     if _is_finite(pred.stop):
@@ -239,6 +230,17 @@ def _session_vwap(session: pd.DataFrame) -> np.ndarray | None:
         vwap = np.cumsum(typical * vol) / cum_vol
     vwap[cum_vol <= 0] = np.nan
     return vwap
+
+
+def _draw_band(ax: Axes, x_last: float, x_end: float, last_close: float, ph: float, pl: float,
+               minutes: int) -> None:
+    """The forecast: a wedge from the last close opening to the predicted high/low at the horizon's end."""
+    ax.add_patch(Polygon([(x_last, last_close), (x_end, ph), (x_end, pl)], closed=True, facecolor=style.BLUE,
+                         alpha=0.22, edgecolor="none", zorder=2))
+    ax.add_patch(Rectangle((x_last, min(pl, ph)), x_end - x_last, abs(ph - pl), facecolor=style.BLUE,
+                           alpha=0.08, edgecolor="none", zorder=2))
+    ax.text((x_last + x_end) / 2, 0.985, f"next {minutes} min", transform=ax.get_xaxis_transform(),
+            ha="center", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
 
 
 def _core_range(low: np.ndarray, high: np.ndarray, pred: Prediction) -> tuple[float, float]:
