@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from core.model.features import FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
+from core.model.features import CLASSIFIER_INPUTS, FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
 from core.model.model_set import (
     CLASSIFIERS,
     REGRESSORS,
@@ -111,8 +111,8 @@ def train_regressor(features: pd.DataFrame, excursion: np.ndarray, seed: int, nu
 
 def _stack_sides(features: pd.DataFrame) -> pd.DataFrame:
     """Rows for long (side=+1) then the same rows for short (side=-1)."""
-    long = features[FEATURE_NAMES].assign(**{SIDE: 1.0})
-    short = features[FEATURE_NAMES].assign(**{SIDE: -1.0})
+    long = features[CLASSIFIER_INPUTS].assign(**{SIDE: 1.0})
+    short = features[CLASSIFIER_INPUTS].assign(**{SIDE: -1.0})
     return pd.concat([long, short], axis=0)
 
 

@@ -38,6 +38,11 @@ FEATURE_NAMES: list[str] = [
 REGRESSOR_FEATURES: list[str] = [c for c in FEATURE_NAMES if c not in (
     "ret_1", "ret_3", "ret_6", "ret_12", "rsi_14", "vwap_dist_atr", "or_pos",
     "prev_high_dist_atr", "prev_low_dist_atr")]
+# The classifiers' inputs: the band's volatility detail (HAR realised vol, range profile) is left out, to
+# keep the four classifier fits per set within the training time budget.
+CLASSIFIER_INPUTS: list[str] = [c for c in FEATURE_NAMES if c not in (
+    "rv_session", "rv_prev_1", "rv_prev_5", "rv_prev_20", "tr_profile", "tr_profile_ahead",
+    "rel_volume_sessions", "vix_bar_vol")]
 # E[high - low] of a Brownian bar is 2*sqrt(2/pi) ~ 1.6 times its return sd: puts sd-type vol
 # estimates on ATR's scale.
 RANGE_PER_SD = 1.6

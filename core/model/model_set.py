@@ -18,10 +18,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from core.model.features import FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
+from core.model.features import CLASSIFIER_INPUTS, FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
 
 SIDE = "side"
-CLASSIFIER_FEATURES = [*FEATURE_NAMES, SIDE]
+CLASSIFIER_FEATURES = [*CLASSIFIER_INPUTS, SIDE]
 REGRESSORS = {"future_high": "fut_high_ret", "future_low": "fut_low_ret"}
 # The band: excursion = band_scale (a HAR volatility forecast) x (time-of-day profile + booster).
 CLASSIFIERS = {"profit_target": "win", "trade_quality": "quality"}
@@ -119,7 +119,7 @@ class ModelSet:
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Columns PREDICTION_COLUMNS; classifier columns are calibrated probabilities in 0..1."""
         check_feature_columns(features)
-        x = features[FEATURE_NAMES].to_numpy(dtype=float)
+        x = features[CLASSIFIER_INPUTS].to_numpy(dtype=float)
         out = pd.DataFrame(index=features.index)
         if len(x) == 0:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS}, index=features.index)
