@@ -128,29 +128,41 @@ def _rsi(close: pd.Series, n: int) -> pd.Series:
     return (100 * up / total).mask(total == 0, 50.0)
 
 
-def _slot_table(values: pd.Series, day: pd.Index, slot: pd.Series) -> pd.DataFrame:
-    """Sessions x minute-of-session slots."""
-    frame = pd.DataFrame({"day": day, "slot": slot.to_numpy(), "v": values.to_numpy()})
-    return frame.pivot_table(index="day", columns="slot", values="v", aggfunc="last", dropna=False)
+def _slot_grid(values: np.ndarray, day: pd.Index, slot: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sessions x minute-of-session slots (NaN where a session lacks the slot), and each bar's cell."""
+    day_pos = pd.factorize(day)[0]
+    slots = np.unique(slot.to_numpy())
+    slot_pos = np.searchsorted(slots, slot.to_numpy())
+    grid = np.full((day_pos.max() + 1 if len(day_pos) else 0, len(slots)), np.nan)
+    grid[day_pos, slot_pos] = values
+    return grid, day_pos, slot_pos
 
 
-def _lookup(table: pd.DataFrame, day: pd.Index, slot: pd.Series) -> np.ndarray:
-    keys = pd.MultiIndex.from_arrays([day, slot.to_numpy()])
-    return table.stack(future_stack=True).reindex(keys).to_numpy(dtype=float)
+def _trailing_mean(grid: np.ndarray, sessions: int, min_sessions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the mean over the same slot in up to `sessions` previous sessions (NaN below
+    `min_sessions` of them) and how many there were. Row i reads rows < i only."""
+    known = np.isfinite(grid)
+    zero = np.zeros((1, grid.shape[1]))
+    total = np.vstack([zero, np.cumsum(np.where(known, grid, 0.0), axis=0)])
+    count = np.vstack([zero, np.cumsum(known, axis=0)])
+    rows = np.arange(grid.shape[0])
+    lo = np.maximum(rows - sessions, 0)
+    n = count[rows] - count[lo]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n >= min_sessions, (total[rows] - total[lo]) / np.maximum(n, 1), np.nan)
+    return mean, n
 
 
 def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Volume over the mean volume of the same minute-of-session in up to REL_VOLUME_SESSIONS previous
     sessions (at least REL_VOLUME_MIN_SESSIONS), and how many sessions that mean rests on."""
-    table = _slot_table(volume, day, slot)
-    prior = table.shift(1)
-    past = prior.rolling(REL_VOLUME_SESSIONS, min_periods=REL_VOLUME_MIN_SESSIONS).mean()
-    count = prior.notna().rolling(REL_VOLUME_SESSIONS, min_periods=1).sum()
-    mean = _lookup(past, day, slot)
+    grid, day_pos, slot_pos = _slot_grid(volume.to_numpy(dtype=float), day, slot)
+    past, count = _trailing_mean(grid, REL_VOLUME_SESSIONS, REL_VOLUME_MIN_SESSIONS)
+    mean = past[day_pos, slot_pos]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = volume.to_numpy() / mean
     rel[~np.isfinite(rel)] = np.nan
-    sessions = np.nan_to_num(_lookup(count, day, slot), nan=0.0)
+    sessions = count[day_pos, slot_pos].astype(float)
     return pd.Series(rel, index=volume.index), pd.Series(sessions, index=volume.index)
 
 
@@ -159,12 +171,10 @@ def _range_profile(tr_pct: pd.Series, day: pd.Index, slot: pd.Series,
     """The intraday volatility profile from previous sessions only: the mean true range (as a fraction
     of price) at this minute-of-session, and its sum over the next PROFILE_AHEAD_BARS slots, stopping
     at the close: how much range the coming window usually holds at this time of day."""
-    table = _slot_table(tr_pct, day, slot).sort_index(axis=1)
-    past = table.shift(1).rolling(PROFILE_SESSIONS, min_periods=PROFILE_MIN_SESSIONS).mean()
-    cum = past.fillna(0.0).cumsum(axis=1).to_numpy()
-    day_pos = past.index.get_indexer(day)
-    slot_pos = past.columns.get_indexer(slot.to_numpy())
-    here = past.to_numpy()[day_pos, slot_pos]
+    grid, day_pos, slot_pos = _slot_grid(tr_pct.to_numpy(dtype=float), day, slot)
+    past, _ = _trailing_mean(grid, PROFILE_SESSIONS, PROFILE_MIN_SESSIONS)
+    cum = np.cumsum(np.nan_to_num(past, nan=0.0), axis=1)
+    here = past[day_pos, slot_pos]
     end = np.minimum(slot_pos + np.minimum(PROFILE_AHEAD_BARS, bars_left), cum.shape[1] - 1)
     ahead = np.where(np.isfinite(here), cum[day_pos, end] - cum[day_pos, slot_pos], np.nan)
     return here, ahead
@@ -210,7 +220,8 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     logret = np.log(close / close.shift(1))
     out["rvol_12"] = logret.rolling(12, min_periods=12).std()
     out["rvol_48"] = logret.rolling(48, min_periods=48).std()
-    a = atr(bars)
+    tr = true_range(bars)
+    a = tr.rolling(ATR_BARS, min_periods=ATR_BARS).mean()  # = atr(bars), sharing the true range
     safe_atr = a.where(a > 0)
     out["atr_14"] = a
     out["atr_pct"] = a / close
@@ -267,7 +278,7 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["rv_session"] = session_rv
     for col in lagged.columns:
         out[col] = by_day.map(lagged[col])
-    tr_pct = true_range(bars) / close
+    tr_pct = tr / close
     out["vix_bar_vol"] = vix / 100.0 * np.sqrt(bar_minutes / (TRADING_DAYS * SESSION_MINUTES))
     bars_left = np.floor(out["minutes_to_close"].to_numpy() / bar_minutes).astype(np.int64)
     out["tr_profile"], out["tr_profile_ahead"] = _range_profile(tr_pct, day, slot, bars_left)
