@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from charts import style
 from charts.style import ChartError
+from core import calendar
 from core.types import NY, Level, Prediction
 
 PRICE_AXES = (0.105, 0.320, 0.685, 0.585)  # left, bottom, width, height (figure fractions)
@@ -43,6 +44,7 @@ def build_prediction_figure(pred: Prediction, bars: pd.DataFrame, *, prev_close:
     if horizon_bars < 1 or bar_minutes < 1:
         raise ChartError("horizon_bars and bar_minutes must be at least 1")
     session, earlier = _split_last_session(bars)
+    horizon_bars = bars_before_close(pred.as_of, horizon_bars, bar_minutes)
     if prev_close is None and not earlier.empty:
         closes = style.finite(earlier["close"].tolist()[-1:])
         prev_close = closes[0] if closes else None
@@ -87,6 +89,18 @@ def _split_last_session(bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return today, frame[frame.index < day_start]
 
 
+def bars_before_close(as_of: pd.Timestamp | object, horizon_bars: int, bar_minutes: int) -> int:
+    """The forecast's bars that lie before its session's close: the label windows stop there, so the band
+    is drawn no further (none at all for a prediction made at the close)."""
+    moment = pd.Timestamp(as_of).tz_convert(NY)
+    day = moment.date()
+    left = (calendar.session_bounds(day)[1] - moment.to_pydatetime()).total_seconds() / 60.0 \
+        if calendar.is_session(day) else -1.0
+    if left < 0:  # no session, or bars past the calendar's close (odd data): nothing to cut at
+        return horizon_bars
+    return min(horizon_bars, int(left // bar_minutes))
+
+
 def _draw_price_panel(ax: Axes, pred: Prediction, session: pd.DataFrame, prev_close: float | None,
                       horizon_bars: int, bar_minutes: int) -> list[str]:
     """Candles, VWAP, forecast and levels. Returns the labels of levels left off the visible range.
@@ -97,7 +111,7 @@ def _draw_price_panel(ax: Axes, pred: Prediction, session: pd.DataFrame, prev_cl
     n = len(c)
     last_close = float(c[-1])
     x_last = n - 1 + 0.45  # right edge of the last candle: where its close happened
-    x_end = n - 1 + horizon_bars + 0.5
+    x_end = n - 1 + horizon_bars + 0.5 if horizon_bars else x_last
     ph, pl = _finite_or(pred.predicted_high, last_close), _finite_or(pred.predicted_low, last_close)
 
     lo, hi = _core_range(low, h, pred)
@@ -130,25 +144,24 @@ def _draw_price_panel(ax: Axes, pred: Prediction, session: pd.DataFrame, prev_cl
     behind: list[_Stroke] = [((x0, lv.price), (x1, lv.price), lv.color, lv.linewidth, lv.alpha, lv.linestyle)
                              for lv in shown]
     behind.append(((x_last, y0), (x_last, y1), style.MUTED, 1.2, 0.5, (0, (4, 4))))
-    front: list[_Stroke] = [((x_last, p), (x_end, p), style.BLUE, 2.2, 1.0, (0, (5, 3))) for p in (ph, pl)]
+    front: list[_Stroke] = [((x_last, p), (x_end, p), style.BLUE, 2.2, 1.0, (0, (5, 3))) for p in (ph, pl)
+                            if horizon_bars]
     for price, color in ((pred.target, style.TARGET), (pred.stop, style.STOP)):
         if _is_finite(price):
             behind.append(((x0, price), (x1, price), color, 1.2, 0.35, (0, (2, 3))))
-            front.append(((x_last, price), (x_end, price), color, 4.0, 1.0, "solid"))
+            if horizon_bars:
+                front.append(((x_last, price), (x_end, price), color, 4.0, 1.0, "solid"))
     _add_strokes(ax, behind, zorder=1.5)
     _add_strokes(ax, front, zorder=4)
 
-    # The forecast: a wedge from the last close opening to the predicted high/low at the horizon's end.
-    ax.add_patch(Polygon([(x_last, last_close), (x_end, ph), (x_end, pl)], closed=True, facecolor=style.BLUE,
-                         alpha=0.22, edgecolor="none", zorder=2))
-    ax.add_patch(Rectangle((x_last, min(pl, ph)), x_end - x_last, abs(ph - pl), facecolor=style.BLUE,
-                           alpha=0.08, edgecolor="none", zorder=2))
     ax.plot([x_last], [last_close], marker="o", markersize=10, color=style.TEXT, zorder=5)
-    ax.text((x_last + x_end) / 2, 0.985, f"next {horizon_bars * bar_minutes} min", transform=ax.get_xaxis_transform(),
-            ha="center", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
-
-    labels = [(last_close, f"Last {last_close:.2f}", style.TEXT, True),
-              (ph, f"Pred hi {ph:.2f}", style.BLUE, False), (pl, f"Pred lo {pl:.2f}", style.BLUE, False)]
+    labels = [(last_close, f"Last {last_close:.2f}", style.TEXT, True)]
+    if horizon_bars:
+        _draw_band(ax, x_last, x_end, last_close, ph, pl, horizon_bars * bar_minutes)
+        labels += [(ph, f"Pred hi {ph:.2f}", style.BLUE, False), (pl, f"Pred lo {pl:.2f}", style.BLUE, False)]
+    else:
+        ax.text(x_last, 0.985, "session closed: no forecast past the close ", transform=ax.get_xaxis_transform(),
+                ha="right", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
     if _is_finite(pred.target):
         labels.append((float(pred.target), f"Target {pred.target:.2f}", style.TARGET, True))
     if _is_finite(pred.stop):
@@ -217,6 +230,17 @@ def _session_vwap(session: pd.DataFrame) -> np.ndarray | None:
         vwap = np.cumsum(typical * vol) / cum_vol
     vwap[cum_vol <= 0] = np.nan
     return vwap
+
+
+def _draw_band(ax: Axes, x_last: float, x_end: float, last_close: float, ph: float, pl: float,
+               minutes: int) -> None:
+    """The forecast: a wedge from the last close opening to the predicted high/low at the horizon's end."""
+    ax.add_patch(Polygon([(x_last, last_close), (x_end, ph), (x_end, pl)], closed=True, facecolor=style.BLUE,
+                         alpha=0.22, edgecolor="none", zorder=2))
+    ax.add_patch(Rectangle((x_last, min(pl, ph)), x_end - x_last, abs(ph - pl), facecolor=style.BLUE,
+                           alpha=0.08, edgecolor="none", zorder=2))
+    ax.text((x_last + x_end) / 2, 0.985, f"next {minutes} min", transform=ax.get_xaxis_transform(),
+            ha="center", va="top", color=style.MUTED, fontsize=style.FS_SMALL, parse_math=False)
 
 
 def _core_range(low: np.ndarray, high: np.ndarray, pred: Prediction) -> tuple[float, float]:

@@ -118,11 +118,12 @@ class Predictor:
         symbol = self.check_symbol(symbol)
         model = self._model(symbol)
         now = now or self.provider.now()
-        bars = await self.bars.get(symbol, now)
+        warnings: list[str] = []
+        now = self._data_now(symbol, now, warnings)
+        bars = _in_session(await self.bars.get(symbol, now), self.settings.bar_minutes)
         if bars.empty:
             raise MarketDataError(f"no bars for {symbol}")
         levels: LevelsReport | None = None
-        warnings: list[str] = []
         if with_levels:
             try:
                 levels = await self.levels(symbol, now=now)
@@ -133,6 +134,18 @@ class Predictor:
                 warnings.append(f"options levels failed ({type(exc).__name__}): levels missing")
         prediction = await asyncio.to_thread(self._score, symbol, model, bars, now, levels, warnings)
         return PredictionBundle(prediction, bars, _prev_close(bars), levels)
+
+    def _data_now(self, symbol: str, now: datetime, warnings: list[str]) -> datetime:
+        """A file that ends before the latest session close is historical: predict as of its last bar,
+        and say so, instead of finding no bars near the wall clock."""
+        data_end = getattr(self.provider, "data_end", None)
+        end = data_end(symbol) if callable(data_end) else None
+        latest_close = _latest_close(now)
+        if end is None or latest_close is None or end >= latest_close:
+            return now
+        warnings.append(f"historical data: the {self.provider.source} data ends "
+                        f"{end.astimezone(NY):%Y-%m-%d %H:%M} ET; prediction as of its last bar, not now")
+        return end
 
     def _score(self, symbol: str, model: LoadedModel, bars: pd.DataFrame, now: datetime,
                levels: LevelsReport | None, warnings: list[str]) -> Prediction:
@@ -197,7 +210,9 @@ class Predictor:
             if lag > 2 * s.bar_minutes:
                 out.append(f"last bar is {lag:.0f} minutes old: data may be delayed")
         else:
-            out.append(f"market closed: prediction as of the last close ({as_of.astimezone(NY):%a %d %b %H:%M} ET)")
+            out.append(f"market closed: last in-session prediction, made {as_of.astimezone(NY):%a %d %b %H:%M} ET; "
+                       "its band ends at the close")
+        out.extend(_vix_warnings(model.manifest, last))
         out.extend(_range_warnings(model.manifest.get("feature_ranges") or {}, last))
         return out
 
@@ -211,6 +226,41 @@ def _range_warnings(ranges: dict, last: pd.DataFrame, limit: int = 3) -> list[st
         where = "above" if value > hi else "below"
         out.append(f"low confidence: {label} {value:.3g} {where} its training range [{lo:.3g}, {hi:.3g}]")
     return out
+
+
+def _vix_warnings(manifest: dict, last: pd.DataFrame) -> list[str]:
+    trained = manifest.get("trained_with_vix")
+    served = math.isfinite(float(last["vix"].iloc[0]))
+    if trained is True and not served:
+        return ["no VIX in the data now, but the model was trained with VIX: its VIX features are empty"]
+    if trained is False and served:
+        return ["the model was trained without VIX (its data had none): retrain to use the VIX now available"]
+    return []
+
+
+def _in_session(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
+    """Bars up to the last one whose forecast window is still in its session. A bar closing at the
+    session close has no window (nothing to forecast before the close): after the close, the prediction
+    shown is the last one made in the session."""
+    if len(bars) < 2:
+        return bars
+    start = bars.index[-1]
+    day = start.date()
+    if calendar.is_session(day) and bar_close_time(start, bar_minutes) >= calendar.session_bounds(day)[1]:
+        return bars.iloc[:-1]
+    return bars
+
+
+def _latest_close(now: datetime) -> datetime | None:
+    """The most recent session close at or before now."""
+    day = now.astimezone(NY).date()
+    for back in range(15):
+        d = day - timedelta(days=back)
+        if calendar.is_session(d):
+            close = calendar.session_bounds(d)[1]
+            if close <= now:
+                return close
+    return None
 
 
 def _prev_close(bars: pd.DataFrame) -> float | None:

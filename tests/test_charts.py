@@ -10,7 +10,7 @@ import struct
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -355,3 +355,11 @@ def test_spread_labels_keeps_order_and_gap():
     ys = [placed[i] for i in order]
     assert all(b - a >= 0.05 - 1e-9 for a, b in zip(ys, ys[1:], strict=False))
     assert max(placed) <= 1.0
+
+
+def test_no_band_is_drawn_past_the_close():
+    bars = fx.session_bars(day=date(2026, 11, 25))  # a whole regular session: the last bar closes at 16:00
+    at_close = predict_fig(bars, fx.prediction(bars))
+    assert any_text(at_close, "no forecast past the close") and not any_text(at_close, "Pred hi")
+    before = predict_fig(bars.iloc[:-1], fx.prediction(bars.iloc[:-1]))  # made at 15:55: one bar left
+    assert any_text(before, "next 5 min") and any_text(before, "Pred hi")

@@ -120,7 +120,8 @@ async def test_predict_when_market_closed_carries_a_warning(stack):
     stack.clock.now = CLOSED_TIME
     reply = await stack.layer.handle(CONSOLE, "/predict SPY")
     assert reply.ok, reply.text
-    assert "⚠ market closed: prediction as of the last close (Wed 25 Nov 16:00 ET)" in reply.text
+    assert ("⚠ market closed: last in-session prediction, made Wed 25 Nov 15:55 ET; its band ends at the close"
+            in reply.text)
 
 
 async def test_predict_unknown_symbol_is_one_line_listing_symbols(stack):

@@ -31,7 +31,8 @@ def test_columns_and_index(bars5: pd.DataFrame) -> None:
     assert not np.isinf(f.to_numpy()).any()
     # Once enough history exists, every feature is known on an ordinary bar.
     tail = f.iloc[-100:]
-    assert tail.drop(columns=["or_pos"]).notna().all().all()
+    assert tail.drop(columns=["or_pos", "rv_session"]).notna().all().all()
+    assert tail.loc[tail["minutes_since_open"] > 5, "rv_session"].notna().all()  # no return on the first bar
     assert tail.loc[tail["minutes_since_open"] >= 30, "or_pos"].notna().all()
 
 
@@ -112,3 +113,32 @@ def test_bad_input_is_refused(bars5: pd.DataFrame) -> None:
     with pytest.raises(FeatureError, match="sorted"):
         build_features(bars5.iloc[::-1], 5)
     assert list(build_features(bars5.iloc[:0], 5).columns) == FEATURE_NAMES
+
+
+def test_first_bar_true_range_excludes_the_overnight_gap(bars5: pd.DataFrame) -> None:
+    from core.model.features import true_range
+
+    bars = bars5.copy()
+    days = pd.Index(bars.index.date)
+    first = np.r_[True, days[1:] != days[:-1]]
+    # Gap every session up by 5 %: the first bars' true range must stay their own high - low.
+    session_no = np.cumsum(first)
+    bars[["open", "high", "low", "close"]] *= (1.05 ** session_no)[:, None]
+    tr = true_range(bars)
+    np.testing.assert_allclose(tr[first], (bars["high"] - bars["low"])[first])
+    f = build_features(bars, 5)
+    assert (f.loc[first, "gap"].iloc[1:] > 0.04).all()  # the gap is its own feature
+
+
+def test_time_to_close_and_profile_ahead(bars5: pd.DataFrame) -> None:
+    f = build_features(bars5, 5)
+    days = pd.Index(bars5.index.date)
+    last = np.r_[days[1:] != days[:-1], True]
+    assert (f.loc[last, "minutes_to_close"] == 0).all()
+    first = f[(f["minutes_since_open"] == 5)]
+    early_close = pd.Index(first.index.date) == date(2024, 11, 29)  # 13:00 close after Thanksgiving
+    assert (first.loc[~early_close, "minutes_to_close"] == 385).all()
+    assert (first.loc[early_close, "minutes_to_close"] == 205).all()
+    # The profile ahead shrinks towards the close: nothing left on the last bar.
+    assert (f.loc[last, "tr_profile_ahead"].dropna() == 0).all()
+    assert f["rel_volume_sessions"].iloc[0] == 0 and f["rel_volume_sessions"].iloc[-1] >= 19

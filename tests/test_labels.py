@@ -78,19 +78,43 @@ def test_quality_uses_adverse_excursion_up_to_the_best_point_only() -> None:
     assert lab["quality_short"] == 0.0
 
 
-def test_window_stops_at_session_close_and_tail_rows_are_incomplete() -> None:
+def test_windows_reaching_the_close_are_truncated_and_labelled() -> None:
     bars = random_walk_bars(n_sessions=4, bar_minutes=5, seed=2)
     p = LabelParams(horizon_bars=12)
     lab = build_labels(bars, p, atr(bars))
     day = pd.Series(bars.index.date, index=bars.index)
     for d in day.unique():
         rows = lab[day == d]
-        assert not rows["complete"].iloc[-12:].any()  # fewer than 12 bars left before the close
         assert np.isnan(rows["fut_high_ret"].iloc[-1])  # the last bar has no window at all
-        assert rows["fut_high_ret"].iloc[-12:-1].notna().all()  # truncated, still computed
+        assert not rows["complete"].iloc[-1]
+        tail = rows.iloc[-12:-1]
+        assert tail["fut_high_ret"].notna().all() and tail["win_long"].notna().all()
+        assert tail["complete"].all() or d == day.iloc[0]  # the first session's early bars lack ATR
     with_atr = lab[atr(bars).notna()]
-    assert with_atr["complete"].sum() == sum(max(0, (day[with_atr.index] == d).sum() - 12)
-                                             for d in day.unique())
+    # every bar with ATR but a session's last is labelled
+    assert with_atr["complete"].sum() == len(with_atr) - sum(1 for d in day.unique() if (day[with_atr.index] == d).any())
+
+
+def test_truncated_labels_close_at_the_close_and_never_read_past_it() -> None:
+    # 5 bars left before the close, a 12-bar horizon: the window is the 5 bars, the exit the last close
+    p = LabelParams(horizon_bars=12, target_atr=5.0, stop_atr=5.0)
+    bars = random_walk_bars(n_sessions=2, bar_minutes=5, seed=8)
+    first = bars.index.date == bars.index.date[0]
+    a = pd.Series(1.0, index=bars.index)
+    base = build_labels(bars, p, a)
+    t = int(first.sum()) - 6  # row t has bars t+1 .. t+5 before the session's close
+    session = bars.iloc[: int(first.sum())]
+    entry = bars["close"].iloc[t]
+    row = base.iloc[t]
+    assert row["complete"]
+    assert row["fut_high_ret"] == pytest.approx(session["high"].iloc[t + 1:].max() / entry - 1)
+    assert row["fut_low_ret"] == pytest.approx(session["low"].iloc[t + 1:].min() / entry - 1)
+    assert row["outcome_r_long"] == pytest.approx((session["close"].iloc[-1] - entry) / 5.0)
+    # Rewriting every bar after the close (the next session) changes no label of the first session.
+    mutated = bars.copy()
+    mutated.loc[~first, ["open", "high", "low", "close"]] *= 3.0
+    after = build_labels(mutated, p, a)
+    pd.testing.assert_frame_equal(after[first], base[first], check_exact=True)
 
 
 def test_labels_never_read_the_next_session() -> None:

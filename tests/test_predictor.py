@@ -101,11 +101,18 @@ async def test_live_features_equal_training_features_for_the_last_bar(bot_settin
     assert pred.predicted_high == pytest.approx(pred.price * (1 + max(out["fut_high_ret"], 0)))
 
 
-async def test_market_closed_warns_and_uses_the_last_close(bot_settings):
+async def test_market_closed_shows_the_last_in_session_prediction(bot_settings):
+    from charts.prediction_chart import bars_before_close
+
     _, bundle = await _predict(bot_settings, now=CLOSED_TIME)
     pred = bundle.prediction
-    assert pred.as_of == datetime(2026, 11, 25, 16, 0, tzinfo=NY)
-    assert any(w.startswith("market closed") for w in pred.warnings), pred.warnings
+    # The bar closing at 16:00 has no window before the close: the last prediction made in the session
+    # is the one at 15:55, and its band (12 bars) is cut to the one bar left before the close.
+    assert pred.as_of == datetime(2026, 11, 25, 15, 55, tzinfo=NY)
+    assert any(w.startswith("market closed: last in-session prediction") for w in pred.warnings), pred.warnings
+    assert bars_before_close(pred.as_of, 12, 5) == 1
+    assert bars_before_close(datetime(2026, 11, 25, 16, 0, tzinfo=NY), 12, 5) == 0
+    assert bars_before_close(datetime(2026, 11, 25, 11, 0, tzinfo=NY), 12, 5) == 12
 
 
 async def test_old_model_warns(bot_settings):

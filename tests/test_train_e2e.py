@@ -57,7 +57,7 @@ def test_train_publishes_a_complete_version_and_models_lists_it(tmp_path, monkey
     out, err = capsys.readouterr()
     assert out.startswith("[SIMULATED DATA")
     assert "SPY 5min · 30 sessions" in out and "published 2" in out
-    for column in ("AUC", "Brier", "prec@80", "MAE %", "rel MAE"):
+    for column in ("AUC", "Brier", "prec@80", "MAE %", "rel MAE", "rel vol"):
         assert column in out
     assert max(len(line) for line in out.splitlines()) < 100
     assert "SPY: published version" in err

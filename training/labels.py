@@ -1,8 +1,10 @@
 """Training targets: what happened in the `horizon_bars` bars after each bar's close.
 
 The window of bar t is bars t+1 .. t+h of t's own session: it never crosses the session close (no
-position is held overnight). Near the close the window is cut short; such rows get `complete=False`
-and are left out of training and evaluation. Labels of t read only close_t, ATR_t and bars after t.
+position is held overnight). Near the close the window is cut short at the close and the position is
+closed there (the timeout exit is the session's last close); such rows are labelled and trained like any
+other, so the last hour is in range. Only a session's last bar, whose window is empty, has no labels.
+Labels of t read only close_t, ATR_t and bars after t within t's session.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def build_labels(bars: pd.DataFrame, params: LabelParams, atr: pd.Series) -> pd.
     n_in = in_window.sum(axis=1)
     has_bars = n_in > 0
     usable = has_bars & np.isfinite(atr_) & (atr_ > 0) & np.isfinite(close)
-    complete = usable & (n_in == h)
+    # A window cut short by the close is a real outcome (flat at the close), not a missing one.
+    complete = usable
 
     high_w = np.where(in_window, _windows(high, h, np.nan), -np.inf)
     low_w = np.where(in_window, _windows(low, h, np.nan), np.inf)

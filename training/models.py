@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from core.model.features import FEATURE_NAMES
+from core.model.features import CLASSIFIER_INPUTS, FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
 from core.model.model_set import (
     CLASSIFIERS,
     REGRESSORS,
@@ -21,6 +21,7 @@ from core.model.model_set import (
     LabelParams,
     ModelSet,
     check_feature_columns,
+    profile_values,
 )
 
 RANGE_QUANTILES = (0.005, 0.995)
@@ -48,6 +49,12 @@ NUM_TREES = 200
 # trailing-mean baseline where the classifier settings overfit it (measured on synthetic data).
 REGRESSOR_PARAMS: dict[str, object] = {"num_leaves": 7, "min_data_in_leaf": 300, "lambda_l2": 10.0,
                                        "learning_rate": 0.03}
+# The band is scored by MAE, which the median minimises; excursions are skewed, so a mean-fitting L2
+# objective sits above the median. L1 fits the median directly.
+REGRESSOR_OBJECTIVE = "l1"
+# The band booster only corrects the structural forecast (HAR scale x time-of-day profile): with more
+# trees it fitted noise and lost to the volatility baseline (bench/band_ablation.py).
+REGRESSOR_TREES = 50
 
 
 class TrainingDataError(ValueError):
@@ -68,10 +75,44 @@ def _train(x: pd.DataFrame, y: np.ndarray, objective: str, seed: int, num_trees:
     return lgb.train(params, data, num_boost_round=num_trees)
 
 
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def fit_band_profile(ratio: np.ndarray, weight: np.ndarray, minutes_since_open: np.ndarray) -> dict:
+    """Per minute of session, the MAE-optimal multiple of the scale (a weighted median)."""
+    slots = {f"{m:g}": weighted_median(ratio[minutes_since_open == m], weight[minutes_since_open == m])
+             for m in np.unique(minutes_since_open[np.isfinite(minutes_since_open)])}
+    return {"overall": weighted_median(ratio, weight), "slots": slots}
+
+
+def train_regressor(features: pd.DataFrame, excursion: np.ndarray, seed: int, num_trees: int,
+                    objective: str = REGRESSOR_OBJECTIVE,
+                    columns: list[str] | None = None) -> tuple[lgb.Booster, dict]:
+    """One band model: the structural forecast band_scale x time-of-day profile, and a booster that
+    corrects it. Both work in units of the scale, weighted by it, so the L1 loss is the MAE of the
+    excursion itself: |y - p*s| = s * |y/s - p|. `columns` blanks all other regressor features (the
+    ablation bench)."""
+    scale = band_scale(features)
+    slot = features["minutes_since_open"].to_numpy(dtype=float)
+    ok = np.isfinite(scale) & (scale > 0) & np.isfinite(excursion)
+    ratio = np.where(ok, excursion / np.where(ok, scale, 1.0), np.nan)
+    profile = fit_band_profile(ratio[ok], scale[ok], slot[ok])
+    x = features[REGRESSOR_FEATURES]
+    if columns is not None:
+        x = x.assign(**{c: np.nan for c in REGRESSOR_FEATURES if c not in columns})
+    params = {**LGB_PARAMS, **REGRESSOR_PARAMS, "objective": objective, "seed": seed}
+    data = lgb.Dataset(x[ok], label=ratio[ok], weight=scale[ok], init_score=profile_values(profile, slot[ok]),
+                       feature_name=list(x.columns), free_raw_data=True)
+    return lgb.train(params, data, num_boost_round=min(num_trees, REGRESSOR_TREES)), profile
+
+
 def _stack_sides(features: pd.DataFrame) -> pd.DataFrame:
     """Rows for long (side=+1) then the same rows for short (side=-1)."""
-    long = features[FEATURE_NAMES].assign(**{SIDE: 1.0})
-    short = features[FEATURE_NAMES].assign(**{SIDE: -1.0})
+    long = features[CLASSIFIER_INPUTS].assign(**{SIDE: 1.0})
+    short = features[CLASSIFIER_INPUTS].assign(**{SIDE: -1.0})
     return pd.concat([long, short], axis=0)
 
 
@@ -95,8 +136,9 @@ def fit_model_set(features: pd.DataFrame, labels: pd.DataFrame, params: LabelPar
     x = features.loc[rows, FEATURE_NAMES]
     y = labels.loc[rows]
     boosters: dict[str, lgb.Booster] = {}
+    profiles: dict[str, dict] = {}
     for name, col in REGRESSORS.items():
-        boosters[name] = _train(x, y[col].to_numpy(), "regression", seed, num_trees)
+        boosters[name], profiles[name] = train_regressor(x, y[col].to_numpy(), seed, num_trees)
     stacked = _stack_sides(x)
     for name, stem in CLASSIFIERS.items():
         target = _stacked_target(y, stem)
@@ -104,8 +146,11 @@ def fit_model_set(features: pd.DataFrame, labels: pd.DataFrame, params: LabelPar
             raise TrainingDataError(f"{name} labels have a single class")
         boosters[name] = _train(stacked, target, "binary", seed, num_trees)
     calibrators = _fit_calibrators(features, labels, rows, params, seed, num_trees)
-    recipe = {"lgb_params": LGB_PARAMS, "lgb_regressor_params": REGRESSOR_PARAMS}
-    return ModelSet(boosters, calibrators, params, _quantile_ranges(x), len(rows), recipe)
+    recipe = {"lgb_params": LGB_PARAMS,
+              "lgb_regressor_params": {**REGRESSOR_PARAMS, "objective": REGRESSOR_OBJECTIVE,
+                                       "num_trees": min(num_trees, REGRESSOR_TREES),
+                                       "target": "excursion / band_scale, from the time-of-day profile"}}
+    return ModelSet(boosters, calibrators, params, _quantile_ranges(x), len(rows), recipe, profiles)
 
 
 def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Index, params: LabelParams,

@@ -70,17 +70,49 @@ async def load_training_bars(
     """Up to TRAIN_DAYS sessions of bars. Tradier's short history is extended through the archive;
     simulated and CSV data are read whole from the provider, and never archived, so a switch to live
     data later cannot mix made-up bars into the real history."""
+    if provider.source == "csv":
+        return await _file_window_bars(settings, provider, symbol, now, progress)
     sessions = calendar.sessions_between((now - timedelta(days=int(settings.train_days * 1.6) + 10)).date(),
                                          now.astimezone(NY).date())
     wanted = sessions[-settings.train_days:] if sessions else []
     start = datetime.combine(wanted[0], datetime.min.time(), NY) if wanted else now - timedelta(days=1)
     if provider.source == "tradier":
-        added = await archive.update(provider, symbol, settings.timeframe, now, settings.train_days,
-                                     progress=progress)
+        added = await archive.update(provider, symbol, settings.timeframe, now,
+                                     archive_days(settings.train_days), progress=progress)
         progress(f"{symbol}: archive +{added} new bars")
         return await asyncio.to_thread(archive.load, symbol, settings.timeframe, start, now)
     progress(f"{symbol}: reading {len(wanted)} sessions of {settings.timeframe} bars ({provider.source})")
     return await provider.get_bars(symbol, start, now, settings.timeframe)
+
+
+def archive_days(train_days: int) -> int:
+    """Calendar days that hold TRAIN_DAYS sessions. The archive's look-back is in calendar days; passing
+    the session count made TRAIN_DAYS=30 fetch 30 calendar days (21 sessions) of the 40 on offer."""
+    return int(train_days * 1.6) + 10
+
+
+async def _file_window_bars(settings: Settings, provider: MarketDataProvider, symbol: str, now: datetime,
+                            progress: Progress) -> pd.DataFrame:
+    """A file's own last TRAIN_DAYS sessions, ending at its last bar (not at the wall clock: a historical
+    file would otherwise train on nothing)."""
+    bars = await provider.get_bars(symbol, datetime(1900, 1, 1, tzinfo=NY), now, settings.timeframe)
+    if bars.empty:
+        return bars
+    days = pd.Index(bars.index.date).unique()
+    first = days[max(0, len(days) - settings.train_days)]
+    progress(f"{symbol}: reading {min(len(days), settings.train_days)} sessions of {settings.timeframe} bars "
+             f"({provider.source}, {first} .. {days[-1]}, the file's last sessions)")
+    return bars[bars.index.date >= first]
+
+
+def vix_warning(bars: pd.DataFrame) -> str | None:
+    """A sentence when the bars carry no VIX (its features would be empty), else None."""
+    vix = bars["vix"] if "vix" in bars.columns else None
+    if vix is None or not vix.notna().any():
+        return "no VIX in the data (no vix column or all empty): the 5 VIX features are empty; trained without VIX"
+    if vix.isna().mean() > 0.5:
+        return f"VIX missing on {vix.isna().mean():.0%} of bars: the VIX features are mostly empty"
+    return None
 
 
 def _window(bars: pd.DataFrame) -> dict:
@@ -124,6 +156,7 @@ def train_on_bars(
         "feature_ranges": models.feature_ranges(),
         "package_versions": _package_versions(),
     }
+    manifest["trained_with_vix"] = vix_warning(bars) is None
     return models, wf.metrics, manifest
 
 
@@ -173,6 +206,9 @@ async def _train_one(
         warnings.append(f"only {window['sessions']} of TRAIN_DAYS={settings.train_days} sessions available; "
                         "training on what there is")
         progress(f"{symbol}: {warnings[-1]}")
+    if len(bars) and (no_vix := vix_warning(bars)) is not None:
+        warnings.append(no_vix)
+        progress(f"{symbol}: warning: {no_vix}")
     if window["sessions"] < MIN_SESSIONS:
         return TrainResult(symbol, tf, False, None, {}, window, provider.source,
                            [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
-from training.models import NUM_TREES, fit_model_set, usable_rows
+from training.models import NUM_TREES, fit_model_set, usable_rows, weighted_median
 
 MIN_FOLDS = 4
 ALERT_PROBABILITY = 0.8
@@ -102,6 +102,37 @@ def regressor_metrics(pred: np.ndarray, actual: np.ndarray, baseline: np.ndarray
     }
 
 
+def volatility_baseline(train_features: pd.DataFrame, train_target: np.ndarray,
+                        test_features: pd.DataFrame) -> np.ndarray:
+    """scale x ATR% x time-of-day profile, fitted on training rows: the one-line volatility rule the band
+    must beat. Per minute-of-session, the MAE-optimal multiple of ATR% (a median of target / ATR%
+    weighted by ATR%) is the product of the overall scale and that slot's profile; a slot the training
+    rows lack uses the overall scale."""
+    x = train_features["atr_pct"].to_numpy(dtype=float)
+    slot = train_features["minutes_since_open"].to_numpy(dtype=float)
+    ok = np.isfinite(x) & (x > 0) & np.isfinite(train_target)
+    x, y, slot = x[ok], train_target[ok], slot[ok]
+    test_x = test_features["atr_pct"].to_numpy(dtype=float)
+    if len(x) == 0:
+        return np.full(len(test_x), np.nan)
+    ratio = y / x
+    overall = weighted_median(ratio, x)
+    by_slot = {s: weighted_median(ratio[slot == s], x[slot == s]) for s in np.unique(slot)}
+    test_slot = test_features["minutes_since_open"].to_numpy(dtype=float)
+    multiple = np.array([by_slot.get(s, overall) for s in test_slot])
+    return multiple * test_x
+
+
+def volatility_metrics(pred: np.ndarray, actual: np.ndarray, vol_baseline: np.ndarray) -> dict:
+    """relative_mae_vol = MAE / MAE of the volatility baseline, on rows where both are known."""
+    ok = np.isfinite(pred) & np.isfinite(actual) & np.isfinite(vol_baseline)
+    if not ok.any():
+        return {"vol_baseline_mae": None, "relative_mae_vol": None}
+    mae = float(np.abs(pred[ok] - actual[ok]).mean())
+    base = float(np.abs(vol_baseline[ok] - actual[ok]).mean())
+    return {"vol_baseline_mae": _finite(base), "relative_mae_vol": _finite(mae / base) if base > 0 else None}
+
+
 def trailing_baseline(labels: pd.DataFrame, column: str, horizon: int, window: int) -> pd.Series:
     """Mean of `column` over the last `window` complete rows whose label windows had ended by bar t.
 
@@ -120,6 +151,7 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
     folds = make_folds(len(features), usable, n_folds, purge)
 
     parts = []
+    vol_parts: dict[str, list[np.ndarray]] = {col: [] for col in REGRESSORS.values()}
     fold_info = []
     for i, fold in enumerate(folds):
         train_idx = features.index[fold.train_positions]
@@ -129,6 +161,9 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
         pred = models.predict(features.loc[test_idx])
         pred["fold"] = i
         parts.append(pred)
+        for col, found in vol_parts.items():
+            found.append(volatility_baseline(features.loc[train_idx], labels.loc[train_idx, col].to_numpy(),
+                                             features.loc[test_idx]))
         fold_info.append(fold.describe(features.index))
     oos = pd.concat(parts)
     truth = labels.loc[oos.index]
@@ -152,4 +187,6 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
         baseline = trailing_baseline(labels, col, params.horizon_bars, BASELINE_SESSIONS * rows_per_session)
         metrics[name] = regressor_metrics(oos[col].to_numpy(), truth[col].to_numpy(),
                                           baseline.loc[oos.index].to_numpy())
+        metrics[name].update(volatility_metrics(oos[col].to_numpy(), truth[col].to_numpy(),
+                                                np.concatenate(vol_parts[col])))
     return WalkForwardResult(metrics, oos, folds)

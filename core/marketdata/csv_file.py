@@ -229,10 +229,26 @@ class CsvProvider:
         """Every row of the symbol's file (loaded once)."""
         sym = symbol.upper()
         if sym not in self._files:
-            raise UnknownSymbolError(f"no CSV data for {symbol!r}")
+            raise UnknownSymbolError(self._unknown_message(symbol))
         if sym not in self._bars:
             self._bars[sym] = read_bars_csv(self._files[sym], max_bytes=self._max_bytes)
         return self._bars[sym]
+
+    def _unknown_message(self, symbol: str) -> str:
+        if len(self._files) != 1:
+            return f"no CSV data for {symbol!r} (files hold: {', '.join(self._files)})"
+        (held, path), = self._files.items()
+        return (f"no CSV data for {symbol!r}: the file {path.name} holds {held}, because a file's symbol is "
+                f"its name up to the first '_' or '.'; name it {symbol.upper()}.csv (or {symbol.upper()}_5min.csv)")
+
+    def data_end(self, symbol: str) -> datetime | None:
+        """Close time of the file's last bar, or None when the file has no bar: a historical file is
+        predicted "as of" this moment rather than the wall clock."""
+        bars = self.bars(symbol)
+        if bars.empty:
+            return None
+        minutes = bar_minutes_of(bars) or DAILY_BAR_MINUTES
+        return (bars.index[-1] + pd.Timedelta(minutes=minutes)).to_pydatetime()
 
     def _known(self, symbol: str) -> bool:
         return symbol.upper() in self._files

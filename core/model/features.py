@@ -26,12 +26,36 @@ FEATURE_NAMES: list[str] = [
     "prev_high_dist_atr", "prev_low_dist_atr",
     "rel_volume",
     "vix", "vix_chg_1", "vix_chg_12", "vix_chg_prev_close", "vix_pct",
+    "minutes_to_close",
+    "rv_session", "rv_prev_1", "rv_prev_5", "rv_prev_20",
+    "tr_profile", "tr_profile_ahead",
+    "rel_volume_sessions",
+    "vix_bar_vol",
 ]
+# The features the band regressors see: volatility, time of day, volume and VIX. Direction features
+# (returns, RSI, VWAP and opening-range position, prior-day distances) only added noise to the band
+# (bench/band_ablation.py).
+REGRESSOR_FEATURES: list[str] = [c for c in FEATURE_NAMES if c not in (
+    "ret_1", "ret_3", "ret_6", "ret_12", "rsi_14", "vwap_dist_atr", "or_pos",
+    "prev_high_dist_atr", "prev_low_dist_atr")]
+# The classifiers' inputs: the band's volatility detail (HAR realised vol, range profile) is left out, to
+# keep the four classifier fits per set within the training time budget.
+CLASSIFIER_INPUTS: list[str] = [c for c in FEATURE_NAMES if c not in (
+    "rv_session", "rv_prev_1", "rv_prev_5", "rv_prev_20", "tr_profile", "tr_profile_ahead",
+    "rel_volume_sessions", "vix_bar_vol")]
+# E[high - low] of a Brownian bar is 2*sqrt(2/pi) ~ 1.6 times its return sd: puts sd-type vol
+# estimates on ATR's scale.
+RANGE_PER_SD = 1.6
+TRADING_DAYS = 252
 
 ATR_BARS = 14
 RSI_BARS = 14
 OPENING_RANGE_MINUTES = 30
 REL_VOLUME_SESSIONS = 20
+REL_VOLUME_MIN_SESSIONS = 3
+PROFILE_SESSIONS = 20
+PROFILE_MIN_SESSIONS = 3
+PROFILE_AHEAD_BARS = 12  # the default label horizon (HORIZON_BARS); the window stops at the close
 VIX_PCT_SESSIONS = 20
 SESSION_MINUTES = 390
 
@@ -53,11 +77,16 @@ def _check(bars: pd.DataFrame, bar_minutes: int) -> None:
 
 
 def true_range(bars: pd.DataFrame) -> pd.Series:
-    prev_close = bars["close"].shift(1)
+    # A session's first bar is measured from its own open: the overnight gap is not intraday
+    # volatility (it made ATR, and with it targets and stops, 1.5-1.8x too wide after the open).
+    # The gap is a feature of its own.
+    days = pd.Index(bars.index.date)
+    same_session = np.zeros(len(bars), dtype=bool)
+    same_session[1:] = days[1:] == days[:-1]
+    prev_close = bars["close"].shift(1).where(same_session)
     hl = bars["high"] - bars["low"]
     hc = (bars["high"] - prev_close).abs()
     lc = (bars["low"] - prev_close).abs()
-    # The first bar has no previous close; its high-low range is the honest true range.
     return pd.concat([hl, hc, lc], axis=1).max(axis=1)
 
 
@@ -75,6 +104,21 @@ def _session_opens(days: np.ndarray, first_bar: pd.Series) -> dict[date, datetim
     return out
 
 
+def _per_day(moments: dict[date, datetime], days: pd.Index, tz: object) -> pd.DatetimeIndex:
+    # One conversion per session, not per bar: converting ~14,000 objects cost ~0.3 s.
+    return pd.DatetimeIndex([pd.Timestamp(moments[d]) for d in days]).tz_convert(tz)
+
+
+def _session_closes(days: np.ndarray, first_bar: pd.Series, bar_minutes: int) -> dict[date, datetime]:
+    # The calendar close (13:00 on early-close days); an odd non-session day in CSV data closes a
+    # regular session length after its first bar.
+    out = {}
+    for d in days:
+        out[d] = (calendar.session_bounds(d)[1] if calendar.is_session(d)
+                  else first_bar[d].to_pydatetime() + pd.Timedelta(minutes=SESSION_MINUTES))
+    return out
+
+
 def _rsi(close: pd.Series, n: int) -> pd.Series:
     delta = close.diff()
     up = delta.clip(lower=0).ewm(alpha=1 / n, adjust=False, min_periods=n).mean()
@@ -84,18 +128,73 @@ def _rsi(close: pd.Series, n: int) -> pd.Series:
     return (100 * up / total).mask(total == 0, 50.0)
 
 
-def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> pd.Series:
-    """Volume over the mean volume of the same minute-of-session in the previous sessions."""
-    frame = pd.DataFrame({"day": day, "slot": slot.to_numpy(), "volume": volume.to_numpy()})
-    table = frame.pivot_table(index="day", columns="slot", values="volume", aggfunc="last")
-    past = table.shift(1).rolling(REL_VOLUME_SESSIONS, min_periods=5).mean()
-    lookup = past.stack().rename("mean")
-    keys = pd.MultiIndex.from_arrays([frame["day"], frame["slot"]])
-    mean = lookup.reindex(keys).to_numpy()
+def _slot_grid(values: np.ndarray, day: pd.Index, slot: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sessions x minute-of-session slots (NaN where a session lacks the slot), and each bar's cell."""
+    day_pos = pd.factorize(day)[0]
+    slots = np.unique(slot.to_numpy())
+    slot_pos = np.searchsorted(slots, slot.to_numpy())
+    grid = np.full((day_pos.max() + 1 if len(day_pos) else 0, len(slots)), np.nan)
+    grid[day_pos, slot_pos] = values
+    return grid, day_pos, slot_pos
+
+
+def _trailing_mean(grid: np.ndarray, sessions: int, min_sessions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the mean over the same slot in up to `sessions` previous sessions (NaN below
+    `min_sessions` of them) and how many there were. Row i reads rows < i only."""
+    known = np.isfinite(grid)
+    zero = np.zeros((1, grid.shape[1]))
+    total = np.vstack([zero, np.cumsum(np.where(known, grid, 0.0), axis=0)])
+    count = np.vstack([zero, np.cumsum(known, axis=0)])
+    rows = np.arange(grid.shape[0])
+    lo = np.maximum(rows - sessions, 0)
+    n = count[rows] - count[lo]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(n >= min_sessions, (total[rows] - total[lo]) / np.maximum(n, 1), np.nan)
+    return mean, n
+
+
+def _rel_volume(volume: pd.Series, day: pd.Index, slot: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Volume over the mean volume of the same minute-of-session in up to REL_VOLUME_SESSIONS previous
+    sessions (at least REL_VOLUME_MIN_SESSIONS), and how many sessions that mean rests on."""
+    grid, day_pos, slot_pos = _slot_grid(volume.to_numpy(dtype=float), day, slot)
+    past, count = _trailing_mean(grid, REL_VOLUME_SESSIONS, REL_VOLUME_MIN_SESSIONS)
+    mean = past[day_pos, slot_pos]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = volume.to_numpy() / mean
     rel[~np.isfinite(rel)] = np.nan
-    return pd.Series(rel, index=volume.index)
+    sessions = count[day_pos, slot_pos].astype(float)
+    return pd.Series(rel, index=volume.index), pd.Series(sessions, index=volume.index)
+
+
+def _range_profile(tr_pct: pd.Series, day: pd.Index, slot: pd.Series,
+                   bars_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The intraday volatility profile from previous sessions only: the mean true range (as a fraction
+    of price) at this minute-of-session, and its sum over the next PROFILE_AHEAD_BARS slots, stopping
+    at the close: how much range the coming window usually holds at this time of day."""
+    grid, day_pos, slot_pos = _slot_grid(tr_pct.to_numpy(dtype=float), day, slot)
+    past, _ = _trailing_mean(grid, PROFILE_SESSIONS, PROFILE_MIN_SESSIONS)
+    cum = np.cumsum(np.nan_to_num(past, nan=0.0), axis=1)
+    here = past[day_pos, slot_pos]
+    end = np.minimum(slot_pos + np.minimum(PROFILE_AHEAD_BARS, bars_left), cum.shape[1] - 1)
+    ahead = np.where(np.isfinite(here), cum[day_pos, end] - cum[day_pos, slot_pos], np.nan)
+    return here, ahead
+
+
+def _realised_vol(logret: pd.Series, day: pd.Index) -> tuple[pd.Series, pd.DataFrame]:
+    """Realised volatility per bar (root mean square of 1-bar log returns within the session): so far
+    today, and of whole previous sessions averaged over 1, 5 and 20 sessions (the HAR inputs)."""
+    by_day = pd.Series(day, index=logret.index)
+    sq = logret.where(by_day.eq(by_day.shift(1))).pow(2)  # the overnight return is the gap, not RV
+    n_returns = sq.notna().astype(float).groupby(by_day).cumsum()
+    session_rv = np.sqrt(sq.fillna(0.0).groupby(by_day).cumsum() / n_returns.where(n_returns > 0))
+    daily = np.sqrt(sq.groupby(by_day).mean())
+    prior = daily.shift(1)
+    lagged = pd.DataFrame({
+        "rv_prev_1": prior,
+        "rv_prev_5": prior.rolling(5, min_periods=1).mean(),
+        "rv_prev_20": prior.rolling(20, min_periods=1).mean(),
+    })
+    return session_rv, lagged
 
 
 def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
@@ -110,10 +209,10 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out = pd.DataFrame(index=idx)
 
     day = pd.Index(idx.date, name="day")
-    day_s = pd.Series(day, index=idx)
     first_bar = pd.Series(idx, index=idx).groupby(day).first()
     opens = _session_opens(first_bar.index.to_numpy(), first_bar)
-    session_open = pd.DatetimeIndex(day_s.map(opens).to_numpy()).tz_convert(idx.tz)
+    codes, unique_days = pd.factorize(day)
+    session_open = _per_day(opens, unique_days, idx.tz)[codes]
     since_open_start = (idx - session_open).total_seconds().to_numpy() / 60.0
 
     for k in (1, 3, 6, 12):
@@ -121,7 +220,8 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     logret = np.log(close / close.shift(1))
     out["rvol_12"] = logret.rolling(12, min_periods=12).std()
     out["rvol_48"] = logret.rolling(48, min_periods=48).std()
-    a = atr(bars)
+    tr = true_range(bars)
+    a = tr.rolling(ATR_BARS, min_periods=ATR_BARS).mean()  # = atr(bars), sharing the true range
     safe_atr = a.where(a > 0)
     out["atr_14"] = a
     out["atr_pct"] = a / close
@@ -161,7 +261,7 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["prev_low_dist_atr"] = (close - by_day.map(prev["low"])) / safe_atr
 
     slot = pd.Series(np.round(since_open_start).astype(np.int64), index=idx)
-    out["rel_volume"] = _rel_volume(volume, day, slot)
+    out["rel_volume"], out["rel_volume_sessions"] = _rel_volume(volume, day, slot)
 
     out["vix"] = vix
     out["vix_chg_1"] = vix - vix.shift(1)
@@ -170,5 +270,36 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
     out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
 
+    closes = _per_day(_session_closes(first_bar.index.to_numpy(), first_bar, bar_minutes), unique_days,
+                      idx.tz)[codes]
+    out["minutes_to_close"] = ((closes - idx).total_seconds().to_numpy() / 60.0 - bar_minutes).clip(0.0)
+
+    session_rv, lagged = _realised_vol(logret, day)
+    out["rv_session"] = session_rv
+    for col in lagged.columns:
+        out[col] = by_day.map(lagged[col])
+    tr_pct = tr / close
+    out["vix_bar_vol"] = vix / 100.0 * np.sqrt(bar_minutes / (TRADING_DAYS * SESSION_MINUTES))
+    bars_left = np.floor(out["minutes_to_close"].to_numpy() / bar_minutes).astype(np.int64)
+    out["tr_profile"], out["tr_profile_ahead"] = _range_profile(tr_pct, day, slot, bars_left)
+
     result = out[FEATURE_NAMES].astype("float64")
     return result.replace([np.inf, -np.inf], np.nan)
+
+
+def band_scale(features: pd.DataFrame) -> np.ndarray:
+    """A HAR-style volatility forecast on ATR's scale (fraction of price per bar): the geometric mean of
+    the estimates a row has, over several horizons (ATR of 14 bars, 48-bar return sd, the previous 1, 5
+    and 20 sessions' realised vol) and VIX. The band regressors predict excursions in units of it."""
+    estimates = np.column_stack([
+        features["atr_pct"].to_numpy(dtype=float),
+        *(RANGE_PER_SD * features[c].to_numpy(dtype=float)
+          for c in ("rvol_48", "rv_prev_1", "rv_prev_5", "rv_prev_20", "vix_bar_vol")),
+    ])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(np.where(estimates > 0, estimates, np.nan))
+    known = np.isfinite(logs)
+    total = np.where(known, logs, 0.0).sum(axis=1)
+    count = known.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, np.exp(total / np.maximum(count, 1)), np.nan)

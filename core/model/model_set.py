@@ -18,11 +18,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from core.model.features import FEATURE_NAMES
+from core.model.features import CLASSIFIER_INPUTS, FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
 
 SIDE = "side"
-CLASSIFIER_FEATURES = [*FEATURE_NAMES, SIDE]
+CLASSIFIER_FEATURES = [*CLASSIFIER_INPUTS, SIDE]
 REGRESSORS = {"future_high": "fut_high_ret", "future_low": "fut_low_ret"}
+# The band: excursion = band_scale (a HAR volatility forecast) x (time-of-day profile + booster).
 CLASSIFIERS = {"profit_target": "win", "trade_quality": "quality"}
 MODEL_FILES = {name: f"{name}.txt" for name in (*REGRESSORS, *CLASSIFIERS)}
 CALIBRATION_FILE = "calibration.json"
@@ -112,16 +113,21 @@ class ModelSet:
     n_train_rows: int = 0
     # The fitting recipe, recorded in the meta file so a set says how it was made.
     training_params: dict[str, object] = field(default_factory=dict)
+    # Per regressor, the excursion in band_scale units by minute of session: {"overall": m, "slots": {..}}.
+    band_profiles: dict[str, dict] = field(default_factory=dict)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Columns PREDICTION_COLUMNS; classifier columns are calibrated probabilities in 0..1."""
         check_feature_columns(features)
-        x = features[FEATURE_NAMES].to_numpy(dtype=float)
+        x = features[CLASSIFIER_INPUTS].to_numpy(dtype=float)
         out = pd.DataFrame(index=features.index)
         if len(x) == 0:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in PREDICTION_COLUMNS}, index=features.index)
+        scale = band_scale(features)
+        xr = features[REGRESSOR_FEATURES].to_numpy(dtype=float)
         for name, col in REGRESSORS.items():
-            out[col] = self.boosters[name].predict(x)
+            base = profile_values(self.band_profiles.get(name, {}), features["minutes_since_open"].to_numpy())
+            out[col] = (base + self.boosters[name].predict(xr)) * scale
         for name, stem in CLASSIFIERS.items():
             for side_name, side in (("long", 1.0), ("short", -1.0)):
                 xs = np.column_stack([x, np.full(len(x), side)])
@@ -142,6 +148,8 @@ class ModelSet:
             "label_params": self.params.to_dict(),
             "feature_ranges": self.feature_ranges(),
             "n_train_rows": self.n_train_rows,
+            "regressor_feature_names": list(REGRESSOR_FEATURES),
+            "band_profiles": self.band_profiles,
             **self.training_params,
         })
         return files
@@ -162,7 +170,7 @@ class ModelSet:
                 booster = lgb.Booster(model_str=files[fname].decode())
             except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
                 raise ModelFormatError(f"model file {fname} is unreadable: {str(exc)[:80]}") from None
-            expected = FEATURE_NAMES if name in REGRESSORS else CLASSIFIER_FEATURES
+            expected = REGRESSOR_FEATURES if name in REGRESSORS else CLASSIFIER_FEATURES
             if booster.feature_name() != expected:
                 raise ModelFormatError(_mismatch(fname, booster.feature_name(), expected))
             boosters[name] = booster
@@ -174,7 +182,18 @@ class ModelSet:
         params = LabelParams.from_dict(manifest.get("label_params") or meta.get("label_params") or {})
         ranges = manifest.get("feature_ranges") or meta.get("feature_ranges") or {}
         recipe = {k: v for k, v in meta.items() if k.startswith("lgb_")}
-        return cls(boosters, calibrators, params, ranges, int(meta.get("n_train_rows", 0)), recipe)
+        profiles = meta.get("band_profiles")
+        if not isinstance(profiles, dict) or set(profiles) != set(REGRESSORS):
+            raise ModelFormatError(f"{META_FILE} has no band profiles: retrain")
+        return cls(boosters, calibrators, params, ranges, int(meta.get("n_train_rows", 0)), recipe, profiles)
+
+
+def profile_values(profile: dict, minutes_since_open: np.ndarray) -> np.ndarray:
+    """The profile's multiple for each row's minute of session; the overall one for a slot not seen."""
+    slots = profile.get("slots", {})
+    overall = float(profile.get("overall", 0.0))
+    return np.array([float(slots.get(f"{m:g}", overall)) if np.isfinite(m) else overall
+                     for m in minutes_since_open], dtype=float)
 
 
 def _json(data: object) -> bytes:

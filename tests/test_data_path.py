@@ -1,0 +1,119 @@
+"""The data path on real-world inputs: a historical CSV trains on its own window and predicts as of its
+last bar, a CSV without VIX warns, a file's name sets its symbol, and a new Tradier user's first training
+uses every session Tradier still serves, whatever TRAIN_DAYS says."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.marketdata.archive import BarArchive
+from core.marketdata.csv_file import CsvProvider
+from core.marketdata.tradier import TradierProvider
+from core.predictor import Predictor
+from core.store import ModelStore
+from core.store.blobs import LocalBlobStore
+from core.types import NY, UnknownSymbolError
+from tests.fakes.bot_stack import base_settings
+from tests.fakes.fake_tradier import run_fake_tradier
+from tests.fakes.synthetic_bars import random_walk_bars
+from training import pipeline
+from training.walkforward import evaluate_walk_forward
+
+TOKEN = "data-path-token"
+WALL = datetime(2026, 12, 1, 11, 0, tzinfo=NY)  # the wall clock, long after the historical file ends
+TRADIER_NOW = datetime(2026, 11, 30, 10, 0, tzinfo=NY)  # a Monday morning
+FEW_TREES = 15
+
+
+@pytest.fixture
+def few_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training-based tests stay fast: the pipeline's fits use a handful of trees."""
+    monkeypatch.setattr(pipeline, "evaluate_walk_forward", functools.partial(evaluate_walk_forward,
+                                                                             num_trees=FEW_TREES))
+    monkeypatch.setattr(pipeline, "fit_model_set", functools.partial(pipeline.fit_model_set, num_trees=FEW_TREES))
+
+
+def write_csv(path: Path, bars: pd.DataFrame) -> Path:
+    out = bars.copy()
+    out.insert(0, "time", [ts.strftime("%Y-%m-%d %H:%M:%S") for ts in out.index])  # zone-less New York
+    out.to_csv(path, index=False)
+    return path
+
+
+def stores(tmp: Path) -> tuple[ModelStore, BarArchive]:
+    blobs = LocalBlobStore(tmp / "models")
+    return ModelStore(blobs), BarArchive(blobs)
+
+
+async def test_historical_csv_without_vix_trains_on_its_own_window_and_warns(tmp_path, few_trees) -> None:
+    bars = random_walk_bars(n_sessions=30, bar_minutes=5, seed=4, start=date(2019, 3, 4)).drop(columns="vix")
+    path = write_csv(tmp_path / "SPY.csv", bars)
+    settings = base_settings(tmp_path, market_data=f"csv:{path}", train_days=25, symbols=["SPY"])
+    provider = CsvProvider(path, clock=lambda: WALL)
+    store, archive = stores(tmp_path)
+    lines: list[str] = []
+    [result] = await pipeline.train_symbols(settings, store, archive, provider=provider, now=WALL,
+                                            progress=lines.append)
+    assert result.published, result.reasons
+    days = sorted(set(bars.index.date))
+    assert result.window["sessions"] == 25
+    assert result.window["end"] == bars.index[-1].isoformat()
+    assert result.window["start"].startswith(days[5].isoformat())
+    assert any("no VIX" in w for w in result.warnings)
+    assert any("warning: no VIX" in line for line in lines)
+    manifest = store.load("SPY", "5min").manifest
+    assert any("no VIX" in w for w in manifest["warnings"])
+    assert manifest["trained_with_vix"] is False
+
+
+async def test_historical_csv_predicts_as_of_its_last_bar(tmp_path) -> None:
+    bars = random_walk_bars(n_sessions=3, bar_minutes=5, seed=4, start=date(2019, 3, 4))
+    path = write_csv(tmp_path / "SPY.csv", bars)
+    provider = CsvProvider(path, clock=lambda: WALL)
+    predictor = Predictor(base_settings(tmp_path, market_data=f"csv:{path}", symbols=["SPY"]), provider,
+                          registry=None)  # type: ignore[arg-type]
+    warnings: list[str] = []
+    as_of = predictor._data_now("SPY", WALL, warnings)
+    assert as_of == (bars.index[-1] + pd.Timedelta(minutes=5)).to_pydatetime()
+    assert len(warnings) == 1 and warnings[0].startswith("historical data:")
+    assert not (await predictor.bars.get("SPY", as_of)).empty
+    # Data that reaches the latest close is live: no warning, the wall clock stands.
+    current = CsvProvider(path, clock=lambda: as_of)
+    live = Predictor(predictor.settings, current, registry=None)  # type: ignore[arg-type]
+    assert live._data_now("SPY", as_of, warnings) == as_of and len(warnings) == 1
+
+
+def test_a_single_misnamed_file_says_how_to_name_it(tmp_path) -> None:
+    path = write_csv(tmp_path / "prices.csv", random_walk_bars(n_sessions=1, bar_minutes=5, seed=1))
+    with pytest.raises(UnknownSymbolError, match=r"prices\.csv holds PRICES.*name it SPY\.csv"):
+        CsvProvider(path).bars("SPY")
+
+
+def test_vix_warning_only_when_vix_is_missing() -> None:
+    bars = random_walk_bars(n_sessions=2, bar_minutes=5, seed=1)
+    assert pipeline.vix_warning(bars) is None
+    assert "no VIX" in pipeline.vix_warning(bars.drop(columns="vix"))
+    assert "no VIX" in pipeline.vix_warning(bars.assign(vix=float("nan")))
+
+
+@pytest.mark.parametrize("train_days", [30, 180])
+async def test_first_tradier_training_uses_every_session_on_offer(tmp_path, few_trees, train_days) -> None:
+    settings = base_settings(tmp_path, market_data="tradier", tradier_token=TOKEN, train_days=train_days,
+                             symbols=["SPY"])
+    store, archive = stores(tmp_path)
+    async with run_fake_tradier(token=TOKEN, now=TRADIER_NOW) as fake:
+        provider = TradierProvider(TOKEN, fake.base_url, clock=fake.now, backoff_base=0.01, timeout=5.0)
+        try:
+            [result] = await pipeline.train_symbols(settings, store, archive, provider=provider,
+                                                    now=TRADIER_NOW, progress=lambda _: None)
+        finally:
+            await provider.close()
+    # 40 calendar days of 5-minute bars before Mon 30 Nov 10:00: 27 whole sessions and two part ones.
+    assert result.window["sessions"] >= 28, result.window
+    assert result.published, result.reasons
+    assert result.metrics["n_oos"] > 0.75 * result.window["bars"]
