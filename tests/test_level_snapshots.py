@@ -84,7 +84,7 @@ async def run_job_over_a_day(tmp_path: Path, provider_cls: type, store: tuple[st
     app = BotApp(settings, services, state)
     sched = build_scheduler(app)
     job = sched.get_job("levels_snapshot")
-    assert job is not None and job.func == app.snapshot_levels
+    assert job is not None and job.func.__wrapped__ == app.snapshot_levels
     due = snapshot_times(TUESDAY, settings.levels_snapshot_minutes)
     # the job runs at every due time, and (as a misfire or by hand) outside the session too
     for when in [at(TUESDAY, 8, 0), *due, at(TUESDAY, 16, 5), at(THANKSGIVING, 10, 5)]:
