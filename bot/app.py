@@ -261,6 +261,11 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
 
         png = render_performance_chart(card.get("all_time", {}).get("calibration", []),
                                        card.get("cumulative_r", []), title="Live scorecard")
-        chart.write_bytes(png)
+        try:
+            chart.parent.mkdir(parents=True, exist_ok=True)
+            chart.write_bytes(png)
+        except OSError as exc:
+            print(f"error: cannot write {chart}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"Chart: {chart}")
     return 0

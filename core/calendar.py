@@ -10,7 +10,6 @@ import pandas as pd
 
 from core.types import NY, CalendarDay, MarketClock, MarketDataError
 
-
 CALENDAR_START = date(2000, 1, 3)  # early enough for imported daily history
 CALENDAR_AHEAD_DAYS = 400  # how far past the latest day asked about a (re)built calendar reaches
 LAST_YEAR = 2199  # exchange_calendars' holiday rules; nothing trades this far out anyway

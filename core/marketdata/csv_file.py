@@ -234,7 +234,10 @@ class CsvProvider:
     source = "csv"
 
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, *, max_jump: float = DEFAULT_MAX_JUMP,
+                 wall_clock: Callable[[], datetime] | None = None) -> None:
+        """`clock` is the replay's "now" (bars after it stay hidden); `wall_clock` (default the real
+        one) is what a row may not lie after, as for `tradebot import-bars`."""
         path = Path(path)
         if path.is_dir():
             files = sorted(path.glob("*.csv"))
@@ -251,7 +254,9 @@ class CsvProvider:
                 raise MarketDataError(f"{self._files[sym].name} and {f.name} both hold {sym}")
             self._files[sym] = f
         self._clock = clock
+        self._wall_clock = wall_clock or (lambda: datetime.now(NY))
         self._max_bytes = max_bytes
+        self._max_jump = max_jump
         self._bars: dict[str, pd.DataFrame] = {}
 
     @property
@@ -268,7 +273,8 @@ class CsvProvider:
         if sym not in self._files:
             raise UnknownSymbolError(f"no CSV data for {symbol!r}")
         if sym not in self._bars:
-            self._bars[sym] = read_bars_csv(self._files[sym], max_bytes=self._max_bytes)
+            self._bars[sym] = read_bars_csv(self._files[sym], max_bytes=self._max_bytes,
+                                            now=self._wall_clock(), max_jump=self._max_jump)
         return self._bars[sym]
 
     def _known(self, symbol: str) -> bool:
@@ -365,4 +371,4 @@ def _aware(when: datetime) -> pd.Timestamp:
     return ts.tz_localize(NY) if ts.tzinfo is None else ts.tz_convert(NY)
 
 
-__all__ = ["CsvFormatError", "CsvProvider", "read_bars_csv"]
+__all__ = ["CsvBars", "CsvFormatError", "CsvProvider", "load_bars_csv", "read_bars_csv"]
