@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -111,6 +111,11 @@ class BotApp:
                                           CHART_RETENTION_DAYS)
         if removed:
             log.info("housekeeping: deleted %d chart files older than %d days", removed, CHART_RETENTION_DAYS)
+        cutoff = self.services.provider.now() - timedelta(days=self.settings.prediction_log_days)
+        pruned = await asyncio.to_thread(self.state.prune_predictions, cutoff)
+        if pruned:
+            log.info("housekeeping: pruned %d predictions older than %d days (PREDICTION_LOG_DAYS)", pruned,
+                     self.settings.prediction_log_days)
 
     async def train_in_worker(self) -> None:
         from training.worker import train_all_in_process
