@@ -38,7 +38,9 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path, trained_store) -> AsyncIterator[Stack]:
+async def stack(tmp_path, trained_store, monkeypatch) -> AsyncIterator[Stack]:
+    # what is tested is which bar is used, not speed: a loaded machine must not turn it into a timeout
+    monkeypatch.setattr("bot.commands.PREDICT_TIMEOUT_SECONDS", 600.0)
     settings = make_settings(tmp_path)
     provider, clock = sim_provider(settings, TODAY)
     services = build_services(settings, provider)
