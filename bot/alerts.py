@@ -80,7 +80,8 @@ class AlertEngine:
             return result
         for symbol, rows in by_symbol.items():
             await self._scan_symbol(symbol, rows, at, result)
-        result.sent.extend(await self.deliver_pending(at))
+        # expiry follows the market's own clock: a what-if scan dated tomorrow must not expire today's alerts
+        result.sent.extend(await self.deliver_pending(self.layer.services.provider.now()))
         release_memory()
         return result
 

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -159,6 +159,11 @@ class BotApp:
                                           CHART_RETENTION_DAYS)
         if removed:
             log.info("housekeeping: deleted %d chart files older than %d days", removed, CHART_RETENTION_DAYS)
+        cutoff = self.services.provider.now() - timedelta(days=self.settings.prediction_log_days)
+        pruned = await asyncio.to_thread(self.state.prune_predictions, cutoff)
+        if pruned:
+            log.info("housekeeping: pruned %d predictions older than %d days (PREDICTION_LOG_DAYS)", pruned,
+                     self.settings.prediction_log_days)
 
     async def train_in_worker(self) -> None:
         from training.worker import train_all_in_process
@@ -342,6 +347,11 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
 
         png = render_performance_chart(card.get("all_time", {}).get("calibration", []),
                                        card.get("cumulative_r", []), title="Live scorecard")
-        chart.write_bytes(png)
+        try:
+            chart.parent.mkdir(parents=True, exist_ok=True)
+            chart.write_bytes(png)
+        except OSError as exc:
+            print(f"error: cannot write {chart}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"Chart: {chart}")
     return 0

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import-bars", help="seed the bar archive from a CSV export")
     i.add_argument("file", type=Path)
     i.add_argument("--symbol", required=True)
+    i.add_argument("--replace", action="store_true", help="overwrite archived bars that differ from the file")
+    a = sub.add_parser("archive", help="inspect (--check) or repair (--drop FROM TO) a symbol's bar archive")
+    a.add_argument("symbol")
+    how = a.add_mutually_exclusive_group(required=True)
+    how.add_argument("--check", action="store_true", help="sessions, gaps, bars the import rules now refuse")
+    how.add_argument("--drop", nargs=2, metavar=("FROM", "TO"),
+                     help="delete whole sessions FROM..TO (ISO dates, inclusive)")
     m = sub.add_parser("models", help="list the model store; --promote rolls back/forward")
     m.add_argument("--symbol")
     m.add_argument("--promote", metavar="VERSION")
@@ -133,23 +140,54 @@ async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
-    from core.marketdata.csv_file import bar_minutes_of, read_bars_csv
+    from core.marketdata.archive import import_bars
+    from core.marketdata.csv_file import load_bars_csv
     from core.stores import open_store
+    from core.types import NY
 
     symbol = _symbol(settings, args.symbol)
-    bars = await asyncio.to_thread(read_bars_csv, args.file)
-    minutes = bar_minutes_of(bars)
+    checked = await asyncio.to_thread(load_bars_csv, args.file, now=datetime.now(NY),
+                                      max_jump=settings.import_max_jump, bar_minutes=settings.bar_minutes)
     # The archive holds one timeframe per folder: mixing bar lengths would corrupt every feature.
-    if len(bars) > 1 and minutes != settings.bar_minutes:
-        held = "daily" if minutes is None else f"{minutes}-minute"
+    if checked.bar_minutes != settings.bar_minutes:
+        held = "daily" if checked.bar_minutes is None else f"{checked.bar_minutes}-minute"
         raise CliError(f"{args.file.name} holds {held} bars but TIMEFRAME is {settings.timeframe}")
+    for note in checked.notes:
+        print(f"note: {note}", file=sys.stderr)
     _, archive = open_store(settings)
-    added = await asyncio.to_thread(archive.merge, symbol, settings.timeframe, bars)
+    result = await asyncio.to_thread(import_bars, archive, symbol, settings.timeframe, checked.bars,
+                                     replace=args.replace)
     total = await asyncio.to_thread(archive.coverage, symbol, settings.timeframe)
     held = f"{total[2]:,} bars from {total[0]:%Y-%m-%d} to {total[1]:%Y-%m-%d}" if total else "0 bars"
-    print(f"{symbol} {settings.timeframe}: {len(bars):,} bars read, {added:,} new bars archived; "
-          f"archive holds {held}")
+    replaced = f", {result.replaced:,} archived bars replaced" if result.replaced else ""
+    print(f"{symbol} {settings.timeframe}: {result.read:,} bars read, {result.added:,} new bars archived"
+          f"{replaced}; archive holds {held}")
     return 0
+
+
+async def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.formatting import format_archive_report
+    from core.stores import open_store
+    from core.types import NY
+
+    symbol = _symbol(settings, args.symbol)
+    _, archive = open_store(settings)
+    if args.check:
+        report = await asyncio.to_thread(archive.check, symbol, settings.timeframe, datetime.now(NY),
+                                         settings.import_max_jump)
+        print(format_archive_report(report))
+        return 0
+    first, last = (_iso_date(text) for text in args.drop)
+    dropped = await asyncio.to_thread(archive.drop_sessions, symbol, settings.timeframe, first, last)
+    print(f"{symbol} {settings.timeframe}: {dropped:,} bars of {first.isoformat()}..{last.isoformat()} dropped")
+    return 0
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{text!r} is not an ISO date like 2026-11-27") from None
 
 
 async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
@@ -252,15 +290,31 @@ async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import scan_once
 
-    at = None
-    if args.at:
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            raise CliError(f"--at {args.at!r} is not an ISO time like 2026-11-27T10:05-05:00") from None
+    at = _scan_time(args.at) if args.at else None
     result = await scan_once(settings, at)
     print(json.dumps(result))
     return 0
+
+
+SCAN_AT_AHEAD_DAYS = 366
+
+
+def _scan_time(text: str) -> datetime:
+    """--at as an aware time within the exchange calendar and at most a year ahead: a what-if scan
+    needs sessions and bars around it (the year 9999 or 0001 has neither)."""
+    from core.calendar import CALENDAR_START
+    from core.types import NY
+
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--at {text!r} is not an ISO time like 2026-11-27T10:05-05:00") from None
+    at = at.replace(tzinfo=NY) if at.tzinfo is None else at
+    latest = datetime.now(NY) + timedelta(days=SCAN_AT_AHEAD_DAYS)
+    if not CALENDAR_START <= at.astimezone(NY).date() <= latest.date():
+        raise CliError(f"--at {text!r} is out of range: give a time from {CALENDAR_START.isoformat()} "
+                       f"to {latest.date().isoformat()}")
+    return at
 
 
 async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
@@ -357,6 +411,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = 
     "run": cmd_run,
     "train": cmd_train,
     "import-bars": cmd_import_bars,
+    "archive": cmd_archive,
     "models": cmd_models,
     "predict": cmd_predict,
     "levels": cmd_levels,

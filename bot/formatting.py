@@ -6,10 +6,14 @@ Plain text only: each chat adapter escapes it for its own markup.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.options.level_scorecard import KindStats, LevelScorecard, ScorecardWindow
 from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.types import NY, Level, LevelsReport, Prediction
+
+if TYPE_CHECKING:
+    from core.marketdata.archive import ArchiveReport
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
 INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
@@ -234,3 +238,26 @@ def transport_back_text(name: str, outage_seconds: float) -> str:
 
 def rate_limited_text(wait_seconds: float) -> str:
     return f"Too many requests from this chat: try again in {wait_seconds:.0f} s."
+
+
+def format_archive_report(report: ArchiveReport, *, limit: int = 10) -> str:
+    """`tradebot archive SYMBOL --check`: coverage, then every kind of problem with its first few."""
+    head = f"{report.symbol} {report.timeframe}"
+    if report.bars == 0 or report.first is None or report.last is None:
+        return f"{head}: archive is empty"
+    lines = [f"{head}: {report.bars:,} bars in {report.sessions:,} sessions, "
+             f"{report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M}"]
+
+    def section(title: str, items: list[str]) -> None:
+        lines.append(f"{title}: {len(items):,}")
+        lines.extend(f"  {item}" for item in items[:limit])
+        if len(items) > limit:
+            lines.append(f"  ... and {len(items) - limit:,} more")
+
+    section("sessions with no bars", [d.isoformat() for d in report.missing_sessions])
+    section("sessions with too few bars", [f"{d.isoformat()}: {have} of {want}"
+                                           for d, have, want in report.short_sessions])
+    section("bars the import rules now refuse", [f"{t:%Y-%m-%d %H:%M}: {why}" for t, why in report.refused])
+    if report.refused:
+        lines.append("repair: tradebot archive SYMBOL --drop FROM TO (whole sessions, ISO dates, inclusive)")
+    return "\n".join(lines)

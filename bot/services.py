@@ -6,10 +6,13 @@ The CLI and the bot build their objects here, so there is one place that says wh
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from bot.memory import trim_heap
 from charts.levels_chart import render_levels_chart
 from charts.prediction_chart import render_prediction_chart
 from config import Settings
@@ -39,16 +42,24 @@ class Services:
     async def prediction_png(self, bundle: PredictionBundle) -> bytes:
         s = self.settings
         return await asyncio.to_thread(
-            render_prediction_chart, bundle.prediction, bundle.bars, prev_close=bundle.prev_close,
+            _then_trim, render_prediction_chart, bundle.prediction, bundle.bars, prev_close=bundle.prev_close,
             horizon_bars=s.horizon_bars, bar_minutes=s.bar_minutes, threshold=s.alert_threshold,
         )
 
     async def levels_png(self, report: LevelsReport) -> bytes:
-        return await asyncio.to_thread(render_levels_chart, report, data_source=self.provider.source)
+        return await asyncio.to_thread(_then_trim, render_levels_chart, report, data_source=self.provider.source)
 
     def chart_path(self, kind: str, symbol: str, when: datetime) -> Path:
         """Where a chart goes by default; the writer creates the folder."""
         return self.settings.state_dir / "charts" / f"{symbol}_{kind}_{when.astimezone(NY):%Y%m%d_%H%M}.png"
+
+
+def _then_trim(render: Callable[..., bytes], *args: Any, **kwargs: Any) -> bytes:
+    """Render in this worker thread, then give its arena's freed pages back (see bot.memory)."""
+    try:
+        return render(*args, **kwargs)
+    finally:
+        trim_heap()
 
 
 def build_services(settings: Settings, provider: MarketDataProvider | None = None) -> Services:

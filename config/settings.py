@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     keep_versions: int = Field(default=10, ge=1, le=1000)
     publish_margin: float = Field(default=0.02, ge=0, le=1)
     state_dir: Path = Path("var")
+    prediction_log_days: int = Field(default=365, ge=1, le=36500)  # history kept in the prediction log
+    import_max_jump: float = Field(default=0.2, gt=0, le=10)  # largest in-session move from the last close
 
     # What is traded and how
     symbols: Annotated[list[str], NoDecode] = ["SPY", "QQQ", "IWM"]
@@ -167,10 +169,15 @@ class Settings(BaseSettings):
         return None if value is None else value.strip()
 
     @field_validator("target_atr", "stop_atr", "quality_r", "quality_min_move_atr", "alert_threshold",
-                     "publish_margin")
+                     "publish_margin", "import_max_jump", mode="before")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
+    def _finite(cls, value: object) -> object:
+        # before the range checks: NaN fails every comparison, which pydantic reports as "should be <= 100"
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return value  # pydantic's own "not a valid number"
+        if not math.isfinite(number):
             raise ValueError("must be a finite number")
         return value
 

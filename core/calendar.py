@@ -10,11 +10,38 @@ import pandas as pd
 
 from core.types import NY, CalendarDay, MarketClock, MarketDataError
 
+CALENDAR_START = date(2000, 1, 3)  # early enough for imported daily history
+CALENDAR_AHEAD_DAYS = 400  # how far past the latest day asked about a (re)built calendar reaches
+LAST_YEAR = 2199  # exchange_calendars' holiday rules; nothing trades this far out anyway
 
-@lru_cache(maxsize=1)
-def _xnys() -> xcals.ExchangeCalendar:
-    # Start early enough for imported daily history; end is a year past today by default.
-    return xcals.get_calendar("XNYS", start="2000-01-03")
+
+class CalendarRangeError(MarketDataError, ValueError):
+    """A day outside the years the exchange calendar can cover."""
+
+
+@lru_cache(maxsize=4)
+def _calendar_until(end: date) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat(), end=end.isoformat())
+
+
+_built_until: list[date] = [date.today() + timedelta(days=CALENDAR_AHEAD_DAYS)]
+
+
+def _xnys(day: date | None = None) -> xcals.ExchangeCalendar:
+    """The NYSE calendar covering `day`: a process that runs for years, or a question about next
+    year, extends it (rebuilt once per CALENDAR_AHEAD_DAYS) instead of falling off its end."""
+    if day is not None:
+        if not CALENDAR_START <= day <= date(LAST_YEAR, 12, 31):
+            raise CalendarRangeError(f"{day.isoformat()} is outside the exchange calendar "
+                                     f"({CALENDAR_START.isoformat()} to {LAST_YEAR})")
+        if day > _built_until[0]:
+            _built_until[0] = min(day + timedelta(days=CALENDAR_AHEAD_DAYS), date(LAST_YEAR, 12, 31))
+    return _calendar_until(_built_until[0])
+
+
+def covered_until() -> date:
+    """The last day the calendar is built for now (it grows when a later day is asked about)."""
+    return _built_until[0]
 
 
 def _ts(when: datetime) -> pd.Timestamp:
@@ -26,13 +53,13 @@ def _ts(when: datetime) -> pd.Timestamp:
 
 @lru_cache(maxsize=8192)
 def is_session(day: date) -> bool:
-    return bool(_xnys().is_session(pd.Timestamp(day)))
+    return bool(_xnys(day).is_session(pd.Timestamp(day)))
 
 
 @lru_cache(maxsize=8192)
 def session_bounds(day: date) -> tuple[datetime, datetime]:
     """Open and close of a trading day, New York time. Raises ValueError on a non-session day."""
-    cal = _xnys()
+    cal = _xnys(day)
     d = pd.Timestamp(day)
     if not cal.is_session(d):
         raise ValueError(f"{day} is not an NYSE session")
@@ -52,9 +79,10 @@ def is_open(when: datetime) -> bool:
 
 def sessions_between(start: date, end: date) -> list[date]:
     """Trading days in [start, end]."""
-    if end < start:
+    end = min(end, date(LAST_YEAR, 12, 31))
+    if end < start or end < CALENDAR_START:
         return []
-    cal = _xnys()
+    cal = _xnys(end)
     start = max(start, cal.first_session.date())
     end = min(end, cal.last_session.date())
     return [d.date() for d in cal.sessions_in_range(pd.Timestamp(start), pd.Timestamp(end))]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.model.features import FEATURE_NAMES
 from core.model.model_set import ModelSet
 from core.store import ModelNotFound, ModelStore, StoreError
 
@@ -42,6 +44,32 @@ class ReloadReport:
         return not self.failed
 
 
+def check_manifest(manifest: object, label: str) -> None:
+    """Every manifest field a prediction reads, checked before the set may serve: a checksum only
+    proves the bytes are the published ones, not that they make sense. Raises ValueError."""
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{label}: manifest is not an object")
+    try:
+        trained = datetime.fromisoformat(str(manifest["trained_at"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"{label}: manifest trained_at is missing or not an ISO time") from None
+    if trained.tzinfo is None:
+        raise ValueError(f"{label}: manifest trained_at has no time zone")
+    ranges = manifest.get("feature_ranges", {})
+    if ranges is None:
+        return
+    if not isinstance(ranges, dict):
+        raise ValueError(f"{label}: manifest feature_ranges is not an object")
+    for name, bounds in ranges.items():
+        if name not in FEATURE_NAMES:
+            raise ValueError(f"{label}: manifest feature_ranges names an unknown feature {str(name)[:40]!r}")
+        ok = isinstance(bounds, list) and len(bounds) == 2 and all(
+            b is None or (isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b))
+            for b in bounds)
+        if not ok or (None not in bounds and bounds[0] > bounds[1]):
+            raise ValueError(f"{label}: manifest feature_ranges[{name!r}] is not [low, high] numbers")
+
+
 class ModelRegistry:
     def __init__(self, store: ModelStore, symbols: list[str], timeframe: str):
         self._store = store
@@ -61,6 +89,7 @@ class ModelRegistry:
         if loaded.ignored:
             log.warning("model store %s %s %s: ignored files not in the manifest: %s",
                         symbol, self._timeframe, loaded.version, ", ".join(loaded.ignored))
+        check_manifest(loaded.manifest, f"{symbol} {self._timeframe} {loaded.version}")
         models = ModelSet.from_files(loaded.files, loaded.manifest)
         return LoadedModel(symbol, loaded.version, loaded.manifest, models)
 
@@ -79,6 +108,12 @@ class ModelRegistry:
                 current = self._models.get(symbol)
                 try:
                     latest = await asyncio.to_thread(self._store.latest_version, symbol, self._timeframe)
+                    if latest is None and current is not None:
+                        # latest.json vanished under a serving set: say so, and keep serving it
+                        report.failed[symbol] = (f"latest.json is missing from the store; version "
+                                                 f"{current.version} keeps serving")
+                        log.warning("model store %s %s: %s", symbol, self._timeframe, report.failed[symbol])
+                        continue
                     if latest is None:
                         report.missing.append(symbol)
                         continue

@@ -58,6 +58,14 @@ def bar_close_time(start: pd.Timestamp, bar_minutes: int) -> datetime:
     return close
 
 
+def closed_by(bars: pd.DataFrame, now: datetime, bar_minutes: int) -> pd.DataFrame:
+    """The bars that have closed by `now` (a bar closing exactly at `now` counts)."""
+    end = len(bars)
+    while end and bar_close_time(bars.index[end - 1], bar_minutes) > now:
+        end -= 1
+    return bars if end == len(bars) else bars.iloc[:end]
+
+
 class Predictor:
     def __init__(self, settings: Settings, provider: MarketDataProvider, registry: ModelRegistry):
         self.settings = settings
@@ -120,9 +128,12 @@ class Predictor:
         now = now or self.provider.now()
         warnings: list[str] = []
         now = self._data_now(symbol, now, warnings)
-        bars = _in_session(await self.bars.get(symbol, now), self.settings.bar_minutes)
+        # Only bars closed by `now`, whatever the provider returns: it keeps bars closed by ITS clock,
+        # so a what-if at 09:30 would otherwise score the 09:30 bar that closes at 09:35.
+        bars = _in_session(closed_by(await self.bars.get(symbol, now), now, self.settings.bar_minutes),
+                           self.settings.bar_minutes)
         if bars.empty:
-            raise MarketDataError(f"no bars for {symbol}")
+            raise MarketDataError(f"no bars for {symbol} closed by {now.astimezone(NY):%Y-%m-%d %H:%M}")
         levels: LevelsReport | None = None
         if with_levels:
             try:

@@ -102,7 +102,7 @@ async def test_incremental_updates_fetch_only_new_bars(blobs: BlobStore, tmp_pat
 
     again = FakeProvider()
     assert await archive.update(again, "SPY", "5min", now, max_days=30) == 0
-    assert again.requests == [(ny("2026-02-20 16:00"), now)]  # only after the last bar (15:55)
+    assert again.requests == []  # every bar that has closed is archived: nothing to ask for
     too_soon = FakeProvider()  # the bar after 15:55 closes at 16:05, after 16:04
     assert await archive.update(too_soon, "SPY", "5min", ny("2026-02-20 16:04"), max_days=30) == 0
     assert too_soon.requests == []

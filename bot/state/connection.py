@@ -19,7 +19,8 @@ def ensure_writable_dir(state_dir: Path) -> None:
     """Create the folder and prove a file can be written there, so a read-only or full disk is
     reported once, with the OS's own reason, instead of as a vague SQLite error later."""
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private(state_dir)
         probe = state_dir / f".write-probe-{os.getpid()}"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -31,6 +32,25 @@ def ensure_writable_dir(state_dir: Path) -> None:
                 probe.unlink()
     except OSError as exc:
         raise cannot_write(state_dir, exc.strerror or str(exc)) from None
+
+
+def _private(path: Path) -> None:
+    """Take group and other bits off a folder or file we own (chat ids live in the state); never adds
+    a bit, so a read-only folder stays read-only."""
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.chmod(path, st.st_mode & 0o700)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite does (it would use the umask, typically 0644);
+    SQLite gives the -wal and -shm files the database file's permissions."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists():
+            _private(existing)
 
 
 class StateConnection:
@@ -67,6 +87,10 @@ class StateConnection:
         ensure_writable_dir(self.path.parent)
         if self.path.exists() and not self.path.is_file():
             raise StateError(f"state database {self.path} is not a file")
+        try:
+            _create_private(self.path)
+        except OSError as exc:
+            raise cannot_write(self.path.parent, exc.strerror or str(exc)) from None
         try:
             conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

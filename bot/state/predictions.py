@@ -13,6 +13,7 @@ from bot.state.errors import InvalidStateInput
 from bot.state.export import write_predictions_csv
 from bot.state.rows import PredictionRow, finite, from_db_time, to_db_time
 from bot.state.subscriptions import normalise_symbol
+from core.types import NY
 
 _NUMBERS = ("price", "quality_score", "win_probability", "predicted_high", "predicted_low", "target", "stop")
 _TEXTS = ("model_version", "data_source")
@@ -151,6 +152,17 @@ class PredictionLogMixin(StateConnection):
         with self.reading() as conn:
             rows = conn.execute(sql + " ORDER BY p.as_of, p.id", args).fetchall()
         return [_row(r) for r in rows]
+
+    def prune_predictions(self, before: datetime) -> int:
+        """Delete the predictions as of before `before` with their outcomes, and the finished (sent or
+        dead) alerts of sessions before it; a pending alert is never pruned. Returns predictions deleted.
+        Everything from `before` on stays whole: a kept prediction keeps its outcome and alerts."""
+        cutoff = to_db_time(before, "before")
+        first_session = before.astimezone(NY).date().isoformat()
+        with self.writing() as conn:
+            conn.execute("DELETE FROM alerts WHERE status IN ('sent', 'dead') AND session < ?", (first_session,))
+            cur = conn.execute("DELETE FROM predictions WHERE as_of < ?", (cutoff,))  # outcomes cascade
+            return cur.rowcount
 
     def export_log_csv(self, path: Path) -> int:
         """Write the whole log (one row per prediction, header first) to `path`; return rows written."""

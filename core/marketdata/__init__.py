@@ -30,7 +30,7 @@ def make_provider(settings: Settings) -> MarketDataProvider:
         from core.marketdata.csv_file import CsvProvider
 
         assert settings.csv_path is not None
-        return CsvProvider(settings.csv_path)
+        return CsvProvider(settings.csv_path, max_jump=settings.import_max_jump)
     from core.marketdata.simulated import SimulatedProvider
 
     return SimulatedProvider(seed=settings.simulated_seed, symbols=settings.symbols)

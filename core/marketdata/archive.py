@@ -22,13 +22,16 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from config.settings import SYMBOL_RE, TIMEFRAME_MINUTES
+from core import calendar
+from core.marketdata.bar_rules import BarRules, problems
 from core.marketdata.base import MarketDataProvider
 from core.store.blobs import BlobMeta, BlobNotFound, BlobStore, StoreError
 from core.types import BAR_COLUMNS, NY, empty_bars, normalise_bars
@@ -41,6 +44,40 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 
 class ArchiveError(StoreError):
     """Bars could not be archived or an archived month is unreadable."""
+
+
+class ArchiveConflict(ArchiveError):
+    """An import would rewrite archived bars that differ from it."""
+
+
+@dataclass
+class ArchiveReport:
+    """What `tradebot archive SYMBOL --check` shows: coverage, holes and bars the rules now refuse."""
+
+    symbol: str
+    timeframe: str
+    bars: int
+    sessions: int
+    first: datetime | None
+    last: datetime | None
+    missing_sessions: list[date] = field(default_factory=list)  # no bar at all, between first and last
+    short_sessions: list[tuple[date, int, int]] = field(default_factory=list)  # (day, bars, expected)
+    refused: list[tuple[datetime, str]] = field(default_factory=list)  # (bar start, why)
+
+
+def expected_starts(start: datetime, end: datetime, bar_minutes: int) -> pd.DatetimeIndex:
+    """Start times of every regular-session bar that starts at or after `start` and has closed by `end`."""
+    lo, hi = _as_ny(start), _as_ny(end)
+    out: list[pd.Timestamp] = []
+    step = pd.Timedelta(minutes=bar_minutes)
+    for day in calendar.sessions_between(lo.date(), hi.date()):
+        o, c = (pd.Timestamp(t) for t in calendar.session_bounds(day))
+        t = o
+        while t < c and min(t + step, c) <= hi:
+            if t >= lo:
+                out.append(t)
+            t += step
+    return pd.DatetimeIndex(out, name="time").tz_convert(NY) if out else pd.DatetimeIndex([], tz=NY, name="time")
 
 
 def _month_of(ts: pd.Timestamp) -> str:
@@ -256,39 +293,125 @@ class BarArchive:
                     self._cache_put(folder, month, meta.etag, data)
         return added
 
+    def diff(self, symbol: str, timeframe: str, bars: pd.DataFrame) -> tuple[int, int]:
+        """(bars new to the archive, archived bars the given ones would change), writing nothing."""
+        frame = self._validate(bars)
+        if frame.empty:
+            return 0, 0
+        have = self.load(symbol, timeframe, frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime())
+        common = frame.index.intersection(have.index)
+        updated = frame.loc[common].combine_first(have.loc[common])[BAR_COLUMNS]
+        changed = int((~_same(updated, have.loc[common])).sum()) if len(common) else 0
+        return len(frame.index.difference(have.index)), changed
+
+    def drop_sessions(self, symbol: str, timeframe: str, first: date, last: date) -> int:
+        """Delete every bar of the New York trading dates first..last (inclusive); returns how many."""
+        if last < first:
+            raise ArchiveError(f"--drop {first.isoformat()} {last.isoformat()}: the end is before the start")
+        prefix = self._prefix(symbol, timeframe)
+        months = self._months(symbol, timeframe)
+        folder = self._cache_folder(symbol, timeframe)
+        index = self._cache_index(folder) if folder is not None else {}
+        lo, hi = f"{first.year:04d}-{first.month:02d}", f"{last.year:04d}-{last.month:02d}"
+        dropped = 0
+        for month in sorted(m for m in months if lo <= m <= hi):
+            frame = decode_month(self._read_month(symbol, timeframe, month, months[month], index),
+                                 f"{symbol} {timeframe} {month}")
+            days = np.array(frame.index.date)
+            gone = (days >= first) & (days <= last)
+            if not gone.any():
+                continue
+            kept = frame[~gone]
+            if kept.empty:
+                self.blobs.delete(f"{prefix}{month}.csv.gz")
+            else:
+                self.blobs.put(f"{prefix}{month}.csv.gz", encode_month(kept))
+            dropped += int(gone.sum())
+        return dropped
+
+    def check(self, symbol: str, timeframe: str, now: datetime, max_jump: float) -> ArchiveReport:
+        """Coverage, sessions with no or too few bars, and bars that the import rules refuse today."""
+        frame = self.load(symbol, timeframe)
+        if frame.empty:
+            return ArchiveReport(symbol, timeframe, 0, 0, None, None)
+        minutes = TIMEFRAME_MINUTES[timeframe]
+        refused = problems(frame, BarRules(minutes, now, max_jump))
+        bad_rows = {p.row for p in refused}
+        good = frame.iloc[[i for i in range(len(frame)) if i not in bad_rows]]
+        counts = pd.Series(1, index=good.index.date).groupby(level=0).sum()
+        report = ArchiveReport(symbol, timeframe, len(frame), int(pd.Index(frame.index.date).nunique()),
+                               frame.index[0].to_pydatetime(), frame.index[-1].to_pydatetime(),
+                               refused=[(frame.index[p.row].to_pydatetime(), p.what) for p in refused])
+        if good.empty:
+            return report
+        end = min(good.index[-1].to_pydatetime() + timedelta(minutes=minutes), _as_ny(now).to_pydatetime())
+        grid = expected_starts(good.index[0].to_pydatetime(), end, minutes)
+        want = pd.Series(1, index=grid.date).groupby(level=0).sum()
+        for day, n in want.items():
+            have = int(counts.get(day, 0))
+            if have == 0:
+                report.missing_sessions.append(day)
+            elif have < n:
+                report.short_sessions.append((day, have, int(n)))
+        return report
+
     async def update(self, provider: MarketDataProvider, symbol: str, timeframe: str, now: datetime,
                      max_days: int, progress: Callable[[str], None] | None = None, *,
                      chunk_days: int = 7) -> int:
-        """Fetch and archive only what is new, from the last archived bar (or
-        now - min(max_days, 40) days when empty) to now, merging chunk by chunk so a restart
+        """Fetch and archive every bar the provider still serves (the last min(max_days, 40) days)
+        that the archive lacks: the holes between archived bars, before the first and after the
+        last, not only what follows the newest bar (which may be a stray future row, or one recent
+        imported session in front of older ones never fetched). Merges chunk by chunk so a restart
         resumes where it stopped. Returns the number of bars added."""
         if max_days < 1 or chunk_days < 1:
             raise ArchiveError("max_days and chunk_days must be at least 1")
         now_ny = _as_ny(now).to_pydatetime()
-        last = await asyncio.to_thread(self.last_bar, symbol, timeframe)
-        if last is None:
-            start = now_ny - timedelta(days=min(max_days, TRADIER_DAYS))
-        else:
-            # The next bar after the newest archived one; never further back than max_days.
-            start = max(last + timedelta(minutes=TIMEFRAME_MINUTES[timeframe]),
-                        now_ny - timedelta(days=max_days))
-        added = 0
-        chunk = timedelta(days=chunk_days)
+        window = now_ny - timedelta(days=min(max_days, TRADIER_DAYS))
         bar = timedelta(minutes=TIMEFRAME_MINUTES[timeframe])
-        while start + bar <= now_ny:  # else no bar starting at or after `start` can have closed yet
-            end = min(start + chunk, now_ny)
-            bars = await provider.get_bars(symbol, start, end, timeframe)
-            new = await asyncio.to_thread(self.merge, symbol, timeframe, bars)
-            added += new
-            if progress is not None:
-                progress(f"{symbol} {timeframe}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: "
-                         f"+{new} bars")
-            if end >= now_ny:
-                break
-            start = end + timedelta(seconds=1)  # [start, end] is inclusive; bars sit on whole minutes
+        have = (await asyncio.to_thread(self.load, symbol, timeframe, window, now_ny)).index
+        missing = expected_starts(window, now_ny, TIMEFRAME_MINUTES[timeframe]).difference(have)
+        added = 0
+        for start, stop in _holes(have, missing, window, now_ny, bar):
+            chunk_start = start
+            while True:
+                end = min(chunk_start + timedelta(days=chunk_days), stop)
+                bars = await provider.get_bars(symbol, chunk_start, end, timeframe)
+                new = await asyncio.to_thread(self.merge, symbol, timeframe, bars)
+                added += new
+                if progress is not None:
+                    progress(f"{symbol} {timeframe}: {chunk_start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}: "
+                             f"+{new} bars")
+                if end >= stop:
+                    break
+                chunk_start = end + timedelta(seconds=1)  # [start, end] is inclusive; bars sit on whole minutes
         return added
 
 
-def import_bars(archive: BarArchive, symbol: str, timeframe: str, bars: pd.DataFrame) -> int:
-    """Merge a bar frame (e.g. read from a CSV export) into the archive; returns bars added."""
-    return archive.merge(symbol, timeframe, bars)
+def _holes(have: pd.DatetimeIndex, missing: pd.DatetimeIndex, window: datetime, now: datetime,
+           bar: timedelta) -> list[tuple[datetime, datetime]]:
+    """The spans between archived bars that hold missing bars, as inclusive [start, end] ranges."""
+    spans: dict[int, tuple[datetime, datetime]] = {}
+    for position in np.unique(have.searchsorted(missing)):
+        start = have[position - 1].to_pydatetime() + bar if position > 0 else window
+        end = have[position].to_pydatetime() - bar if position < len(have) else now
+        spans[int(position)] = (max(start, window), end)
+    return [spans[p] for p in sorted(spans)]
+
+
+@dataclass
+class ImportResult:
+    read: int
+    added: int
+    replaced: int
+
+
+def import_bars(archive: BarArchive, symbol: str, timeframe: str, bars: pd.DataFrame, *,
+                replace: bool = False) -> ImportResult:
+    """Merge checked bars (e.g. from a CSV export) into the archive. Archived bars that differ are
+    rewritten only with `replace`; otherwise the import is refused whole, naming how many."""
+    added, changed = archive.diff(symbol, timeframe, bars)
+    if changed and not replace:
+        raise ArchiveConflict(f"{changed:,} archived {symbol} {timeframe} bars differ from the file; nothing "
+                              "imported (--replace overwrites them)")
+    archive.merge(symbol, timeframe, bars)
+    return ImportResult(len(bars), added, changed)

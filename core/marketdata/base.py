@@ -23,7 +23,12 @@ class MarketDataProvider(Protocol):
         """Regular-session bars whose START lies in [start, end], in the `core.types` bar frame
         convention, with the `vix` column filled (VIX close at each bar's close, as-of, never
         from a later bar). Only closed bars: a bar still forming at the provider's "now" is left out.
-        timeframe is "5min", "15min" or "1h"."""
+        timeframe is "5min", "15min" or "1h".
+
+        The window is on bar START, inclusive at both ends: `core.bar_cache` re-fetches from the
+        last cached bar's start to get its revised values. "Closed" is by the provider's clock, not
+        by `end`: a bar starting at `end` may not have closed by `end`, so a caller asking "as of T"
+        (the predictor) keeps only bars that closed by T itself."""
         ...
 
     async def get_quotes(self, symbols: list[str]) -> dict[str, Quote]:

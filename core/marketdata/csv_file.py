@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 from config.settings import TIMEFRAME_MINUTES
 from core.calendar import market_clock, month_calendar
 from core.marketdata.bar_math import aggregate_bars, daily_bars
+from core.marketdata.bar_rules import BarRules, RowProblem, problems, session_gaps
 from core.types import (
     NY,
     CalendarDay,
@@ -42,19 +44,21 @@ _EPOCH = re.compile(r"^\d+(\.\d+)?$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _HAS_ZONE = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 _DAILY_OPEN = pd.Timedelta(hours=9, minutes=30)
+_EPOCH_MAX_SECONDS = 4_102_444_800  # 2100-01-01: larger numbers are not epoch seconds of a bar
 DAILY_BAR_MINUTES = 390
+DEFAULT_MAX_JUMP = 0.2
+DEFAULT_BAR_MINUTES = 5
 
 
 class CsvFormatError(MarketDataError):
     """A CSV file cannot be used; the message names the file line and what is wrong."""
 
 
-class _RowError(Exception):
-    """A problem in data row i (0-based, blank rows removed); turned into a CsvFormatError."""
-
-    def __init__(self, row: int, what: str) -> None:
-        super().__init__(what)
-        self.row, self.what = row, what
+@dataclass
+class CsvBars:
+    bars: pd.DataFrame
+    bar_minutes: int | None  # None: a daily file (a date alone on every row)
+    notes: list[str] = field(default_factory=list)  # accepted but worth saying, e.g. big open gaps
 
 
 def _fail(path: Path, line: int | None, what: str) -> CsvFormatError:
@@ -66,8 +70,9 @@ def _first(mask: np.ndarray) -> int:
     return int(np.argmax(mask))
 
 
-def _parse_times(raw: pd.Series) -> pd.DatetimeIndex:
-    """ISO text (naive = New York), a bare date (09:30 that day) or epoch seconds, row by row kind."""
+def _parse_times(raw: pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """ISO text (naive = New York), a bare date (09:30 that day) or epoch seconds, row by row kind.
+    Returns the times, which rows carried no zone, and which were a date alone."""
     values = raw.str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, America/New_York]")
     epoch = values.str.match(_EPOCH)
@@ -76,6 +81,12 @@ def _parse_times(raw: pd.Series) -> pd.DatetimeIndex:
     naive = ~epoch & ~dated & ~zoned
     if epoch.any():
         secs = pd.to_numeric(values[epoch], errors="coerce")
+        too_big = (secs > _EPOCH_MAX_SECONDS).to_numpy()
+        if too_big.any():
+            i = int(np.flatnonzero(epoch.to_numpy())[_first(too_big)])
+            unit = " (milliseconds? give seconds)" if float(secs.iloc[_first(too_big)]) <= (
+                _EPOCH_MAX_SECONDS * 1000) else ""
+            raise RowProblem(i, f"time {values.iloc[i]} is too large for epoch seconds{unit}")
         out[epoch] = pd.to_datetime(secs, unit="s", utc=True, errors="coerce").dt.tz_convert(NY)
     if dated.any():
         days = pd.to_datetime(values[dated], format="%Y-%m-%d", errors="coerce")
@@ -88,8 +99,8 @@ def _parse_times(raw: pd.Series) -> pd.DatetimeIndex:
     bad = out.isna()
     if bad.any():
         i = _first(bad.to_numpy())
-        raise _RowError(i, f"time {raw.iloc[i]!r} is not a timestamp (ISO, epoch seconds or a date)")
-    return pd.DatetimeIndex(out)
+        raise RowProblem(i, f"time {raw.iloc[i]!r} is not a timestamp (ISO, epoch seconds or a date)")
+    return pd.DatetimeIndex(out), naive.to_numpy(), dated.to_numpy()
 
 
 def _numbers(raw: pd.DataFrame, column: str, required: bool) -> np.ndarray:
@@ -99,12 +110,20 @@ def _numbers(raw: pd.DataFrame, column: str, required: bool) -> np.ndarray:
     if bad.any():
         i = _first(bad)
         shown = text.iloc[i]
-        raise _RowError(i, f"{column} is empty" if shown == "" else f"{column} {shown!r} is not a number")
+        raise RowProblem(i, f"{column} is empty" if shown == "" else f"{column} {shown!r} is not a number")
     return values
 
 
-def read_bars_csv(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataFrame:
+def read_bars_csv(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, now: datetime | None = None,
+                  max_jump: float = DEFAULT_MAX_JUMP, bar_minutes: int = DEFAULT_BAR_MINUTES) -> pd.DataFrame:
     """Read and validate one bar CSV into the `core.types` bar frame convention."""
+    return load_bars_csv(path, max_bytes=max_bytes, now=now, max_jump=max_jump, bar_minutes=bar_minutes).bars
+
+
+def load_bars_csv(path: Path, *, now: datetime | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                  max_jump: float = DEFAULT_MAX_JUMP, bar_minutes: int = DEFAULT_BAR_MINUTES) -> CsvBars:
+    """Read one bar CSV and check every row against `core.marketdata.bar_rules` as of `now`
+    (default the wall clock). `bar_minutes` is the grid of a file too short to show its own."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -135,15 +154,31 @@ def read_bars_csv(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> pd.DataF
     raw = raw.reset_index(drop=True)
 
     try:
-        times, cols = _validate_rows(raw, time_col)
-    except _RowError as exc:
+        times, cols, naive, dated = _validate_rows(raw, time_col)
+        frame = normalise_bars(pd.DataFrame({c: cols[c] for c in cols}, index=times.rename("time")))
+        minutes = None if dated.all() else (bar_minutes_of(frame) or bar_minutes)
+        rules = BarRules(minutes, now or datetime.now(NY), max_jump)
+        refused = problems(frame, rules, naive)
+        if refused:
+            raise refused[0]
+    except RowProblem as exc:
         raise _fail(path, int(lines[exc.row]), exc.what) from None
-    frame = pd.DataFrame({c: cols[c] for c in cols}, index=times.rename("time"))
-    return normalise_bars(frame)
+    return CsvBars(frame, minutes, session_gaps(frame))
 
 
-def _validate_rows(raw: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray]]:
-    times = _parse_times(raw[time_col])
+def _validate_rows(raw: pd.DataFrame, time_col: str
+                   ) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    times, naive, dated = _parse_times(raw[time_col])
+    # the file's kind is that of most rows; the first row of the other kind is the bad one
+    mixed = dated != (2 * dated.sum() > len(dated))
+    if mixed.any():
+        i = _first(mixed)
+        shown = raw[time_col].iloc[i].strip()
+        if dated[i]:
+            raise RowProblem(i, f"time {shown} is a date alone, which only a daily file (a date on every row) "
+                                "may have; give the bar's start time")
+        raise RowProblem(i, f"time {shown} has a time of day, but this is a daily file (most rows "
+                            "are a date alone)")
     cols = {name: _numbers(raw, name, required=name != "vix")
             for name in (*REQUIRED_COLUMNS, "vix") if name in raw.columns}
     text = {name: raw[name].str.strip() for name in cols}
@@ -151,12 +186,12 @@ def _validate_rows(raw: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, 
     if (step <= 0).any():
         i = _first(step <= 0) + 1
         how = "repeats" if step[i - 1] == 0 else "is before"
-        raise _RowError(i, f"time {raw[time_col].iloc[i].strip()} {how} the previous row's time "
+        raise RowProblem(i, f"time {raw[time_col].iloc[i].strip()} {how} the previous row's time "
                            "(rows must be sorted and unique)")
     for name in PRICE_COLUMNS:
         if (cols[name] <= 0).any():
             i = _first(cols[name] <= 0)
-            raise _RowError(i, f"{name} {text[name].iloc[i]} is not positive")
+            raise RowProblem(i, f"{name} {text[name].iloc[i]} is not positive")
     top = np.maximum(cols["open"], cols["close"])
     bottom = np.minimum(cols["open"], cols["close"])
     bad_high, bad_low = cols["high"] < top, cols["low"] > bottom
@@ -165,16 +200,16 @@ def _validate_rows(raw: pd.DataFrame, time_col: str) -> tuple[pd.DatetimeIndex, 
         # Name the price the bound actually fails against (the larger of open/close for high).
         if bad_high[i]:
             other = "open" if cols["open"][i] > cols["close"][i] else "close"
-            raise _RowError(i, f"high {text['high'].iloc[i]} is below {other} {text[other].iloc[i]}")
+            raise RowProblem(i, f"high {text['high'].iloc[i]} is below {other} {text[other].iloc[i]}")
         other = "open" if cols["open"][i] < cols["close"][i] else "close"
-        raise _RowError(i, f"low {text['low'].iloc[i]} is above {other} {text[other].iloc[i]}")
+        raise RowProblem(i, f"low {text['low'].iloc[i]} is above {other} {text[other].iloc[i]}")
     if (cols["volume"] < 0).any():
         i = _first(cols["volume"] < 0)
-        raise _RowError(i, f"volume {text['volume'].iloc[i]} is negative")
+        raise RowProblem(i, f"volume {text['volume'].iloc[i]} is negative")
     if "vix" in cols and (cols["vix"] <= 0).any():
         i = _first(cols["vix"] <= 0)
-        raise _RowError(i, f"vix {text['vix'].iloc[i]} is not positive")
-    return times, cols
+        raise RowProblem(i, f"vix {text['vix'].iloc[i]} is not positive")
+    return times, cols, naive, dated
 
 
 def symbol_of(path: Path) -> str:
@@ -182,7 +217,8 @@ def symbol_of(path: Path) -> str:
 
 
 def bar_minutes_of(bars: pd.DataFrame) -> int | None:
-    """The file's bar length in minutes (the usual step within a day), or None for daily data."""
+    """The file's bar length in minutes (the most common step within a day, the shorter on a tie),
+    or None for daily data. The most common, not the median: one stray 09:32 row must not move it."""
     if len(bars) < 2:
         return None
     idx = bars.index
@@ -190,14 +226,18 @@ def bar_minutes_of(bars: pd.DataFrame) -> int | None:
     steps = (idx[1:] - idx[:-1])[same_day]
     if len(steps) == 0:
         return None
-    return int(pd.Series(steps).median() / pd.Timedelta(minutes=1))
+    counts = pd.Series(steps // pd.Timedelta(minutes=1)).value_counts()
+    return int(counts[counts == counts.max()].index.min())
 
 
 class CsvProvider:
     source = "csv"
 
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, *, max_jump: float = DEFAULT_MAX_JUMP,
+                 wall_clock: Callable[[], datetime] | None = None) -> None:
+        """`clock` is the replay's "now" (bars after it stay hidden); `wall_clock` (default the real
+        one) is what a row may not lie after, as for `tradebot import-bars`."""
         path = Path(path)
         if path.is_dir():
             files = sorted(path.glob("*.csv"))
@@ -214,7 +254,9 @@ class CsvProvider:
                 raise MarketDataError(f"{self._files[sym].name} and {f.name} both hold {sym}")
             self._files[sym] = f
         self._clock = clock
+        self._wall_clock = wall_clock or (lambda: datetime.now(NY))
         self._max_bytes = max_bytes
+        self._max_jump = max_jump
         self._bars: dict[str, pd.DataFrame] = {}
 
     @property
@@ -231,7 +273,8 @@ class CsvProvider:
         if sym not in self._files:
             raise UnknownSymbolError(self._unknown_message(symbol))
         if sym not in self._bars:
-            self._bars[sym] = read_bars_csv(self._files[sym], max_bytes=self._max_bytes)
+            self._bars[sym] = read_bars_csv(self._files[sym], max_bytes=self._max_bytes,
+                                            now=self._wall_clock(), max_jump=self._max_jump)
         return self._bars[sym]
 
     def _unknown_message(self, symbol: str) -> str:
@@ -344,4 +387,4 @@ def _aware(when: datetime) -> pd.Timestamp:
     return ts.tz_localize(NY) if ts.tzinfo is None else ts.tz_convert(NY)
 
 
-__all__ = ["CsvFormatError", "CsvProvider", "read_bars_csv"]
+__all__ = ["CsvBars", "CsvFormatError", "CsvProvider", "load_bars_csv", "read_bars_csv"]
