@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core.clock import wall_clock_ny
 from core.types import NY, Level, LevelsReport, Prediction
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
@@ -37,7 +38,7 @@ def prediction_title(pred: Prediction) -> str:
 
 def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime | None = None,
                       full: bool = True) -> str:
-    now = now or datetime.now(NY)
+    now = now or wall_clock_ny()
     lines = []
     if pred.data_source == "simulated":
         lines.append(SIMULATED_BANNER)

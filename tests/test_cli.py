@@ -108,7 +108,7 @@ def test_backtest_reports_and_draws(cli_env, capsys):
 
 
 def recent_sessions(n: int) -> list[date]:
-    today = date.today()
+    today = OPEN_TIME.date()  # the pinned clock (tests/conftest.py)
     return calendar.sessions_between(today - timedelta(days=3 * n + 20), today - timedelta(days=1))[-n:]
 
 

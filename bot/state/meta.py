@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from bot.state.connection import StateConnection
 from bot.state.errors import InvalidStateInput
 from bot.state.rows import to_db_time
+from core.clock import wall_clock
 
 
 class MetaMixin(StateConnection):
@@ -24,5 +23,5 @@ class MetaMixin(StateConnection):
             conn.execute(
                 "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, value, to_db_time(datetime.now(UTC), "now")),
+                (key, value, to_db_time(wall_clock(), "now")),
             )
