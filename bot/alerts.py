@@ -21,6 +21,7 @@ from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply
 from bot.state import StateDB
 from core import calendar
+from core.clock import Clock, wall_clock
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ class ScanResult:
 
 
 class AlertEngine:
-    def __init__(self, layer: CommandLayer, state: StateDB, notifiers: dict[str, Notifier]):
+    def __init__(self, layer: CommandLayer, state: StateDB, notifiers: dict[str, Notifier],
+                 clock: Clock | None = None):
         self.layer = layer
+        self._clock = clock or wall_clock  # when a send happened; the bot passes its market clock
         self.state = state
         self.notifiers = notifiers
         self.settings = layer.settings
@@ -171,7 +174,7 @@ class AlertEngine:
                     log.exception("alert %s to %s failed", row.id, row.recipient)
                     await asyncio.to_thread(self.state.mark_failed, row.id, type(exc).__name__, False)
                     continue
-                await asyncio.to_thread(self.state.mark_sent, row.id, datetime.now(NY))
+                await asyncio.to_thread(self.state.mark_sent, row.id, self._clock().astimezone(NY))
                 delivered.append({"symbol": row.symbol, "direction": row.direction,
                                   "quality_score": row.quality_score, "recipient": row.recipient})
         return delivered

@@ -26,6 +26,7 @@ from bot.scheduler import build_scheduler, describe_jobs
 from bot.services import Services, build_services
 from bot.state import StateDB
 from config import Settings
+from core.clock import wall_clock_ny
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class BotApp:
         self.scheduler = None
         self.layer = CommandLayer(services, state, jobs_info=self.jobs_info)
         self.notifiers: dict[str, Notifier] = {}
-        self.alerts = AlertEngine(self.layer, state, self.notifiers)
+        self.alerts = AlertEngine(self.layer, state, self.notifiers, clock=services.provider.now)
         self.telegram = None
         self.discord = None
         self.console: ConsoleAdapter | None = None
@@ -107,8 +108,9 @@ class BotApp:
     async def housekeeping(self) -> None:
         from bot.housekeeping import delete_old_files
 
+        # the app's clock, not the machine's: file ages must agree with the rest of the bot's "now"
         removed = await asyncio.to_thread(delete_old_files, self.settings.state_dir / "charts",
-                                          CHART_RETENTION_DAYS)
+                                          CHART_RETENTION_DAYS, now=self.services.provider.now().timestamp())
         if removed:
             log.info("housekeeping: deleted %d chart files older than %d days", removed, CHART_RETENTION_DAYS)
 
@@ -241,7 +243,8 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
         await app.shutdown()
 
 
-async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None) -> int:
+async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None,
+                             now: datetime | None = None) -> int:
     import json
 
     from bot.scorecard import compute_scorecard, format_scorecard
@@ -251,7 +254,7 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
         rows = state.all_predictions()
     finally:
         state.close()
-    card = compute_scorecard(rows, datetime.now(NY), threshold=settings.alert_threshold)
+    card = compute_scorecard(rows, now or wall_clock_ny(), threshold=settings.alert_threshold)
     if as_json:
         print(json.dumps(card, default=str))
     else:
