@@ -7,7 +7,6 @@ import asyncio
 import csv
 import json
 import struct
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -230,14 +229,12 @@ def test_unreachable_store_fails_fast_with_one_line(cli_env, monkeypatch, capsys
     monkeypatch.setenv("S3_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     chart = cli_env / "never.png"
     for argv in (["predict", "SPY", "--chart", str(chart)], ["models"], ["train", "--symbol", "SPY"]):
-        started = time.monotonic()
         assert main(argv) == 1
-        elapsed = time.monotonic() - started
         out, err = capsys.readouterr()
         line = one_error_line(err)
         assert "unreachable" in line and "nobucket" in line, line
         assert DUMMY_ENV["AWS_SECRET_ACCESS_KEY"] not in err
-        assert elapsed < 10, (argv, elapsed)
+        assert "building features" not in out + err  # the store is read first, before any fit
     assert not chart.exists() and not (cli_env / "state").exists()
 
 

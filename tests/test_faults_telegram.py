@@ -133,11 +133,9 @@ async def test_bot_api_server_restart_then_every_alert_once(tmp_path, caplog):
     async with telegram_bot(tmp_path, max_send_attempts=4, retry_base_delay=0.2) as bot:
         bot.record_alerts()
         await bot.api.stop()
-        started = time.monotonic()
         await bot.engine.deliver_pending()  # Telegram is down: the rows stay in the outbox
         # one alert found the server down after its retries; the others were not tried in this round,
         # so a long outage neither stalls the scans for minutes nor uses up every alert's attempts
-        assert time.monotonic() - started < 5
         assert bot.delivered() == []
         pending = bot.state.pending_alerts()
         assert len(pending) == len(CHATS) and sorted(r.attempts for r in pending) == [0] * 11 + [1]
