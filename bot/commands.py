@@ -376,8 +376,8 @@ def _metric_summary(metrics: dict) -> str:
             continue
         if "auc" in m:
             parts.append(f"{name} AUC {m['auc']:.3f} Brier {m.get('brier', float('nan')):.3f}")
-        elif "mae_rel" in m:
-            parts.append(f"{name} MAE/naive {m['mae_rel']:.2f}")
+        elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
+            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
     return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
 
 
