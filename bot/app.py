@@ -247,6 +247,7 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
                              now: datetime | None = None) -> int:
     import json
 
+    from bot.formatting import mark_if_simulated
     from bot.scorecard import compute_scorecard, format_scorecard
 
     state = StateDB(state_path(settings))
@@ -258,7 +259,7 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
     if as_json:
         print(json.dumps(card, default=str))
     else:
-        print(format_scorecard(card))
+        print(mark_if_simulated(format_scorecard(card), (r.data_source for r in rows)))
     if chart is not None:
         from charts.performance_chart import render_performance_chart
 

@@ -24,6 +24,7 @@ from bot.formatting import (
     age_text,
     format_levels,
     format_prediction,
+    mark_if_simulated,
     prediction_title,
 )
 from bot.reply import Button, Reply, Requester
@@ -290,7 +291,7 @@ class CommandLayer:
 
         rows = await asyncio.to_thread(self.state.all_predictions)
         card = compute_scorecard(rows, self.services.provider.now(), threshold=self.settings.alert_threshold)
-        text = format_scorecard(card)
+        text = mark_if_simulated(format_scorecard(card), (r.data_source for r in rows))
         png = None
         if card.get("all_time", {}).get("scored", 0):
             png = await asyncio.to_thread(
@@ -308,7 +309,8 @@ class CommandLayer:
         if not rows:
             return Reply("No predictions logged yet.", title="Prediction log")
         lines = [_log_line(r) for r in rows]
-        return Reply("\n".join(lines), title=f"Last {len(rows)} predictions")
+        return Reply(mark_if_simulated("\n".join(lines), (r.data_source for r in rows)),
+                     title=f"Last {len(rows)} predictions")
 
     async def cmd_reload(self, who: Requester, args: list[str]) -> Reply:
         if self._reload is not None:

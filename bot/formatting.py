@@ -5,12 +5,18 @@ Plain text only: each chat adapter escapes it for its own markup.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from core.clock import wall_clock_ny
 from core.types import NY, Level, LevelsReport, Prediction
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
+
+
+def mark_if_simulated(text: str, data_sources: Iterable[str]) -> str:
+    """Every output made from simulated data says so, first: the README promises it."""
+    return f"{SIMULATED_BANNER}\n{text}" if "simulated" in set(data_sources) else text
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:

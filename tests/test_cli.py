@@ -167,6 +167,13 @@ def test_export_log_writes_every_logged_prediction(cli_env, capsys):
     assert rows[0]["requested_by"] == "console:1"
 
 
+def test_performance_on_simulated_predictions_says_so(cli_env, capsys):
+    settings = make_settings(cli_env)
+    asyncio.run(_log_two_predictions(settings))
+    assert main(["performance"]) == 0
+    assert capsys.readouterr().out.startswith("SIMULATED DATA")
+
+
 def test_models_promote_rolls_back(cli_env, capsys):
     store = ModelStore(open_blob_store(str(cli_env / "models")))
     first = store.latest_version("SPY", "5min")
