@@ -40,6 +40,7 @@ lint: $(VENV)/.test-extras
 	$(BIN)/ruff check .
 
 bench: $(BIN)/tradebot
+	@$(BIN)/python -m pip install -q -e '.[bench]' >&2
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/predict.py
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.commands import CommandLayer
+from bot.formatting import alert_threshold_line
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply
 from bot.state import StateDB
@@ -99,7 +100,7 @@ class AlertEngine:
                                        "reason": "no bar closed yet this session"})
             return
         setup_key = f"{symbol}|{direction}|{session.isoformat()}|{record['as_of']}"
-        payload: dict | None = None  # built (and the chart written) only if someone gets this alert
+        shared: dict | None = None  # built (and the chart written) only if someone gets this alert
         cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
         for sub in subs:
             base = {"symbol": symbol, "recipient": sub.recipient}
@@ -110,10 +111,11 @@ class AlertEngine:
             if last is not None and at - last < cooldown:
                 result.skipped.append({**base, "reason": "in cooldown"})
                 continue
-            if payload is None:
-                payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
-                           "chart": self._save_chart(symbol, at, reply.image),
-                           "buttons": [[b.label, b.data] for b in reply.buttons]}
+            if shared is None:
+                shared = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
+                          "chart": self._save_chart(symbol, at, reply.image),
+                          "buttons": [[b.label, b.data] for b in reply.buttons]}
+            payload = {**shared, "text": f"{reply.text}\n{alert_threshold_line(sub.threshold)}"}
             alert_id = await asyncio.to_thread(
                 self.state.record_alert, setup_key, sub.recipient, symbol, direction, session, score, payload, at,
                 prediction_id=record.get("id"))

@@ -204,7 +204,7 @@ class CommandLayer:
         bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
                                         PREDICT_TIMEOUT_SECONDS)
         pred = bundle.prediction
-        png = await self.services.prediction_png(bundle)
+        png = await self.services.prediction_png(bundle, for_alert=source == "scan")
         record = pred.to_dict()
         record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()
         try:

@@ -14,6 +14,11 @@ from core.types import NY, Level, LevelsReport, Prediction
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
 
 
+def alert_threshold_line(threshold: float) -> str:
+    """The caption line naming this recipient's own threshold (the alert chart marks none)."""
+    return f"Your alert threshold: score ≥ {threshold:g}"
+
+
 def mark_if_simulated(text: str, data_sources: Iterable[str]) -> str:
     """Every output made from simulated data says so, first: the README promises it."""
     return f"{SIMULATED_BANNER}\n{text}" if "simulated" in set(data_sources) else text

@@ -26,6 +26,7 @@ from bot.telegram_adapter import TelegramAdapter
 from core.types import NY
 from tests.fakes.bot_stack import make_settings, sim_provider
 from tests.fakes.fake_bot_api import FakeBotApi
+from tests.fakes.outbox import outbox_counts
 
 TOKEN = "6060" + "60606:" + "AAG" + "tgFaults" * 4
 CHATS = list(range(5001, 5013))
@@ -114,7 +115,7 @@ async def test_flood_of_429_delays_alerts_but_delivers_each_once(tmp_path):
         assert bot.delivered() == CHATS
         assert bot.api.rate_limited > 0  # the flood really happened
         assert time.monotonic() - started >= 2.0  # really waited as told
-        assert bot.state.outbox_counts()["sent"] == len(CHATS)
+        assert outbox_counts(bot.state)["sent"] == len(CHATS)
 
 
 async def test_network_error_bursts_are_retried_and_delivered_once(tmp_path):

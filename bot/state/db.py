@@ -1,10 +1,9 @@
-"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, meta)."""
+"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.state.meta import MetaMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
 from bot.state.subscriptions import SubscriptionsMixin
@@ -12,7 +11,7 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, MetaMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads
@@ -28,10 +27,6 @@ class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, MetaMixin):
         super().__init__(Path(path))
         if recover_sends:
             self.recover_interrupted_sends()
-
-    @classmethod
-    def in_state_dir(cls, state_dir: Path, *, recover_sends: bool = True) -> StateDB:
-        return cls(Path(state_dir) / DB_FILENAME, recover_sends=recover_sends)
 
     def __enter__(self) -> StateDB:
         return self

@@ -94,10 +94,6 @@ class PredictionLogMixin(StateConnection):
             assert cur.lastrowid is not None
             return int(cur.lastrowid)
 
-    def mark_prediction_alerted(self, prediction_id: int) -> bool:
-        with self.writing() as conn:
-            return conn.execute("UPDATE predictions SET alerted = 1 WHERE id = ?", (prediction_id,)).rowcount == 1
-
     def prediction(self, prediction_id: int) -> PredictionRow | None:
         with self.reading() as conn:
             r = conn.execute(_SELECT + " WHERE p.id = ?", (prediction_id,)).fetchone()

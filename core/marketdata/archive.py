@@ -287,8 +287,3 @@ class BarArchive:
                 break
             start = end + timedelta(seconds=1)  # [start, end] is inclusive; bars sit on whole minutes
         return added
-
-
-def import_bars(archive: BarArchive, symbol: str, timeframe: str, bars: pd.DataFrame) -> int:
-    """Merge a bar frame (e.g. read from a CSV export) into the archive; returns bars added."""
-    return archive.merge(symbol, timeframe, bars)
