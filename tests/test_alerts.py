@@ -109,7 +109,7 @@ async def test_one_alert_chart_without_a_marker_and_each_caption_names_its_recip
     captions = {chat: reply.text.splitlines()[-1] for chat, reply in stack.telegram.sent}
     assert captions == {"111": "Your alert threshold: score ≥ 0", "222": "Your alert threshold: score ≥ 0.5"}
     assert len({reply.image for _, reply in stack.telegram.sent}) == 1
-    assert (await stack.layer.handle(Requester("telegram", "111"), "/predict SPY")).image is not None
+    assert (await stack.layer.handle(Requester("console", "console"), "/predict SPY")).image is not None
     assert charts[-1] == {"for_alert": False}
 
 
