@@ -94,7 +94,7 @@ def test_atr_matches_hand_computation() -> None:
     assert got.iloc[1:].tolist() == [2.0, 2.0, 3.25]
 
 
-def test_speed_on_180_sessions() -> None:
+def test_builds_on_180_sessions() -> None:
     bars = random_walk_bars(n_sessions=180, bar_minutes=5, seed=1)
     assert len(bars) > 13_900
     build_features(bars.iloc[:500], 5)  # warm caches (calendar)

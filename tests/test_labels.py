@@ -124,7 +124,7 @@ def test_labels_read_only_close_atr_and_the_window() -> None:
             assert not build_labels(inside, p, a).iloc[t].equals(base.iloc[t])
 
 
-def test_columns_speed_and_nan_atr() -> None:
+def test_columns_and_nan_atr() -> None:
     bars = random_walk_bars(n_sessions=180, bar_minutes=5, seed=1)
     a = atr(bars)
     lab = build_labels(bars, LabelParams(), a)  # speed is measured in bench/, not asserted here

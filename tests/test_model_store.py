@@ -276,7 +276,7 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
     started = time.monotonic()
     with pytest.raises(StoreUnreachable) as info:
         store.latest_pointer("SPY", "5min")
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 60  # a liveness bound: it gives up instead of hanging
     assert "127.0.0.1" in str(info.value) and "hunter2" not in str(info.value)
 
 
