@@ -236,7 +236,10 @@ async def test_scheduled_scan_skips_a_dead_source_and_resumes_by_itself(tmp_path
 
 async def test_twenty_chats_at_once_share_requests_and_never_overrun_the_limit(tmp_path):
     limit, window = 12, 1.5
-    async with tradier_stack(tmp_path, requests_per_minute=limit, rate_window=window, max_wait=5.0) as stack:
+    # a generous client timeout: on a loaded machine a 2 s timeout retries answers that were merely
+    # slow, and the retries would look like requests that failed to coalesce
+    async with tradier_stack(tmp_path, requests_per_minute=limit, rate_window=window, max_wait=5.0,
+                             timeout=30.0) as stack:
         stack.fake.rate_limit, stack.fake.rate_window = limit, window  # overrunning would get 429s
         replies = await asyncio.gather(*(stack.predict(chat=c) for c in CHATS[:20]))
         for reply, took in replies:
