@@ -69,7 +69,8 @@ async def tradier_stack(tmp_path: Path, *, provider_defaults: bool = False,
             assert isinstance(provider, TradierProvider)
             provider._clock = fake.now
         else:
-            options: dict[str, object] = {"timeout": 2.0, "max_wait": 3.0, "backoff_base": 0.02,
+            # 5 s: short enough to abandon the 10 s stalls below, long enough for a loaded machine
+            options: dict[str, object] = {"timeout": 5.0, "max_wait": 3.0, "backoff_base": 0.02,
                                           "max_retries": 3}
             options.update(provider_options)
             provider = TradierProvider(TOKEN, fake.base_url, clock=fake.now, **options)  # type: ignore[arg-type]

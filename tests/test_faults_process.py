@@ -26,6 +26,7 @@ from bot.state import StateDB
 from core.store import LocalBlobStore, ModelStore
 from core.types import NY
 from tests.fakes.fake_bot_api import FakeBotApi
+from tests.fakes.outbox import outbox_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "5151" + "51515:" + "AAE" + "killNine" * 4
@@ -169,7 +170,7 @@ async def test_kill_9_during_fan_out_then_restart_delivers_each_alert_exactly_on
 
     with StateDB(db_path) as state:
         assert state.pending_alerts() == []
-        assert state.outbox_counts()["sent"] == len(chats)
+        assert outbox_counts(state)["sent"] == len(chats)
 
 
 # ------------------------------------------------------------------------------ a state folder that cannot be written
