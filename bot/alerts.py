@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.commands import CommandLayer
+from bot.formatting import alert_threshold_line
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
 from bot.state import StateDB
 from core import calendar
+from core.clock import Clock, wall_clock
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,10 @@ class ScanResult:
 
 
 class AlertEngine:
-    def __init__(self, layer: CommandLayer, state: StateDB, notifiers: dict[str, Notifier]):
+    def __init__(self, layer: CommandLayer, state: StateDB, notifiers: dict[str, Notifier],
+                 clock: Clock | None = None):
         self.layer = layer
+        self._clock = clock or wall_clock  # when a send happened; the bot passes its market clock
         self.state = state
         self.notifiers = notifiers
         self.settings = layer.settings
@@ -110,7 +114,7 @@ class AlertEngine:
                                        "reason": "no bar closed yet this session"})
             return
         setup_key = f"{symbol}|{direction}|{session.isoformat()}|{record['as_of']}"
-        payload: dict | None = None  # built (and the chart written) only if someone gets this alert
+        shared: dict | None = None  # built (and the chart written) only if someone gets this alert
         cooldown = timedelta(minutes=self.settings.alert_cooldown_minutes)
         for sub in subs:
             base = {"symbol": symbol, "recipient": sub.recipient}
@@ -121,10 +125,11 @@ class AlertEngine:
             if last is not None and at - last < cooldown:
                 result.skipped.append({**base, "reason": "in cooldown"})
                 continue
-            if payload is None:
-                payload = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
-                           "chart": self._save_chart(symbol, at, reply.image),
-                           "buttons": [[b.label, b.data] for b in reply.buttons]}
+            if shared is None:
+                shared = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
+                          "chart": self._save_chart(symbol, at, reply.image),
+                          "buttons": [[b.label, b.data] for b in reply.buttons]}
+            payload = {**shared, "text": f"{reply.text}\n{alert_threshold_line(sub.threshold)}"}
             alert_id = await asyncio.to_thread(
                 self.state.record_alert, setup_key, sub.recipient, symbol, direction, session, score, payload, at,
                 prediction_id=record.get("id"))
@@ -225,7 +230,7 @@ class AlertEngine:
                     log.exception("alert %s to %s failed", row.id, row.recipient)
                     await asyncio.to_thread(self.state.mark_failed, row.id, type(exc).__name__, False)
                     continue
-                await asyncio.to_thread(self.state.mark_sent, row.id, datetime.now(NY))
+                await asyncio.to_thread(self.state.mark_sent, row.id, self._clock().astimezone(NY))
                 delivered.append({"symbol": row.symbol, "direction": row.direction,
                                   "quality_score": row.quality_score, "recipient": row.recipient})
         return delivered

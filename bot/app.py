@@ -31,6 +31,7 @@ from bot.services import Services, build_services
 from bot.state import StateDB
 from bot.transport_health import TransportHealth, all_down_longer_than
 from config import Settings
+from core.clock import wall_clock_ny
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class BotApp:
         self.scheduler = None
         self.layer = CommandLayer(services, state, jobs_info=self.jobs_info)
         self.notifiers: dict[str, Notifier] = {}
-        self.alerts = AlertEngine(self.layer, state, self.notifiers)
+        self.alerts = AlertEngine(self.layer, state, self.notifiers, clock=services.provider.now)
         self.telegram = None
         self.discord = None
         self.console: ConsoleAdapter | None = None
@@ -155,8 +156,9 @@ class BotApp:
     async def housekeeping(self) -> None:
         from bot.housekeeping import delete_old_files
 
+        # the app's clock, not the machine's: file ages must agree with the rest of the bot's "now"
         removed = await asyncio.to_thread(delete_old_files, self.settings.state_dir / "charts",
-                                          CHART_RETENTION_DAYS)
+                                          CHART_RETENTION_DAYS, now=self.services.provider.now().timestamp())
         if removed:
             log.info("housekeeping: deleted %d chart files older than %d days", removed, CHART_RETENTION_DAYS)
         cutoff = self.services.provider.now() - timedelta(days=self.settings.prediction_log_days)
@@ -327,9 +329,11 @@ async def level_performance_report(settings: Settings, *, as_json: bool) -> int:
     return 0
 
 
-async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None) -> int:
+async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None,
+                             now: datetime | None = None) -> int:
     import json
 
+    from bot.formatting import mark_if_simulated
     from bot.scorecard import compute_scorecard, format_scorecard
 
     state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
@@ -337,11 +341,11 @@ async def performance_report(settings: Settings, *, as_json: bool, chart: Path |
         rows = state.all_predictions()
     finally:
         state.close()
-    card = compute_scorecard(rows, datetime.now(NY), threshold=settings.alert_threshold)
+    card = compute_scorecard(rows, now or wall_clock_ny(), threshold=settings.alert_threshold)
     if as_json:
         print(json.dumps(card, default=str))
     else:
-        print(format_scorecard(card))
+        print(mark_if_simulated(format_scorecard(card), (r.data_source for r in rows)))
     if chart is not None:
         from charts.performance_chart import render_performance_chart
 

@@ -25,6 +25,7 @@ from bot.formatting import (
     format_level_scorecard,
     format_levels,
     format_prediction,
+    mark_if_simulated,
     prediction_title,
 )
 from bot.reply import Button, Reply, Requester
@@ -248,7 +249,7 @@ class CommandLayer:
         bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
                                         PREDICT_TIMEOUT_SECONDS)
         pred = bundle.prediction
-        png = await self.services.prediction_png(bundle)
+        png = await self.services.prediction_png(bundle, for_alert=source == "scan")
         record = pred.to_dict()
         record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()
         try:
@@ -345,7 +346,7 @@ class CommandLayer:
             return await self.level_scorecard_reply()
         rows = await asyncio.to_thread(self.state.all_predictions)
         card = compute_scorecard(rows, self.services.provider.now(), threshold=self.settings.alert_threshold)
-        text = format_scorecard(card)
+        text = mark_if_simulated(format_scorecard(card), (r.data_source for r in rows))
         png = None
         if card.get("all_time", {}).get("scored", 0):
             png = await asyncio.to_thread(
@@ -371,7 +372,8 @@ class CommandLayer:
         if not rows:
             return Reply("No predictions logged yet.", title="Prediction log")
         lines = [_log_line(r) for r in rows]
-        return Reply("\n".join(lines), title=f"Last {len(rows)} predictions")
+        return Reply(mark_if_simulated("\n".join(lines), (r.data_source for r in rows)),
+                     title=f"Last {len(rows)} predictions")
 
     @handles("reload")
     async def cmd_reload(self, who: Requester, args: list[str]) -> Reply:
@@ -445,8 +447,8 @@ def _metric_summary(metrics: dict) -> str:
             continue
         if "auc" in m:
             parts.append(f"{name} AUC {m['auc']:.3f} Brier {m.get('brier', float('nan')):.3f}")
-        elif "mae_rel" in m:
-            parts.append(f"{name} MAE/naive {m['mae_rel']:.2f}")
+        elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
+            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
     return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
 
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 from bot.formatting import INVALID_UTF8_LINE
 from bot.reply import Reply, Requester
-from core.types import NY
+from core.clock import wall_clock_ny
 
 CONSOLE = Requester(transport="console", chat_id="console", user_id="console")
 INVALID_LINE = object()  # a line of input that is not UTF-8
@@ -26,6 +26,7 @@ class ConsoleAdapter:
         self.chart_dir = chart_dir
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
+        self._chart_numbers = itertools.count(1)  # two charts in one clock tick still get two files
 
     def _print(self, text: str) -> None:
         self.stdout.write(text + "\n")
@@ -47,7 +48,7 @@ class ConsoleAdapter:
         try:
             self.chart_dir.mkdir(parents=True, exist_ok=True)
             stem = Path(reply.image_name).stem
-            path = self.chart_dir / f"{stem}_{datetime.now(NY):%Y%m%d_%H%M%S_%f}.png"
+            path = self.chart_dir / f"{stem}_{wall_clock_ny():%Y%m%d_%H%M%S_%f}_{next(self._chart_numbers)}.png"
             path.write_bytes(reply.image or b"")
             return path
         except OSError:

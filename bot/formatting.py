@@ -5,9 +5,11 @@ Plain text only: each chat adapter escapes it for its own markup.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from core.clock import wall_clock_ny
 from core.options.level_scorecard import KindStats, LevelScorecard, ScorecardWindow
 from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.types import NY, Level, LevelsReport, Prediction
@@ -17,6 +19,16 @@ if TYPE_CHECKING:
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
 INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
+
+
+def alert_threshold_line(threshold: float) -> str:
+    """The caption line naming this recipient's own threshold (the alert chart marks none)."""
+    return f"Your alert threshold: score ≥ {threshold:g}"
+
+
+def mark_if_simulated(text: str, data_sources: Iterable[str]) -> str:
+    """Every output made from simulated data says so, first: the README promises it."""
+    return f"{SIMULATED_BANNER}\n{text}" if "simulated" in set(data_sources) else text
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
@@ -44,7 +56,7 @@ def prediction_title(pred: Prediction) -> str:
 
 def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime | None = None,
                       full: bool = True) -> str:
-    now = now or datetime.now(NY)
+    now = now or wall_clock_ny()
     lines = []
     if pred.data_source == "simulated":
         lines.append(SIMULATED_BANNER)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+
+from core.clock import wall_time
 
 
 def delete_old_files(folder: Path, max_age_days: float, *, pattern: str = "*.png",
@@ -11,7 +12,7 @@ def delete_old_files(folder: Path, max_age_days: float, *, pattern: str = "*.png
     """Delete files matching `pattern` under `folder` (recursively) older than `max_age_days`."""
     if not folder.is_dir():
         return 0
-    cutoff = (now if now is not None else time.time()) - max_age_days * 86400.0
+    cutoff = (now if now is not None else wall_time()) - max_age_days * 86400.0
     removed = 0
     for path in folder.rglob(pattern):
         try:

@@ -39,11 +39,14 @@ class Services:
     async def close(self) -> None:
         await self.provider.close()
 
-    async def prediction_png(self, bundle: PredictionBundle) -> bytes:
+    async def prediction_png(self, bundle: PredictionBundle, *, for_alert: bool = False) -> bytes:
+        """/predict charts mark the global ALERT_THRESHOLD; an alert's one chart serves recipients
+        with different thresholds, so it marks none (each caption names its recipient's)."""
         s = self.settings
         return await asyncio.to_thread(
             _then_trim, render_prediction_chart, bundle.prediction, bundle.bars, prev_close=bundle.prev_close,
-            horizon_bars=s.horizon_bars, bar_minutes=s.bar_minutes, threshold=s.alert_threshold,
+            horizon_bars=s.horizon_bars, bar_minutes=s.bar_minutes,
+            threshold=None if for_alert else s.alert_threshold,
         )
 
     async def levels_png(self, report: LevelsReport) -> bytes:

@@ -195,8 +195,12 @@ def _retry_after_seconds(exc: RetryAfter) -> float:
 
 
 class SlidingWindowLimiter:
-    """At most `max_rate` entries in ANY window of `period` seconds (a token bucket would let
-    a full burst plus the refill through in the first second, which Telegram answers with 429).
+    """At most `max_rate` requests ARRIVE at the server in any window of `period` seconds.
+
+    The server counts arrivals, and a request arrives some time between its departure and its
+    response; under load that delay varies, so departures spaced within the limit can still arrive
+    bunched (the cause of 429s on a busy machine). So a slot is held from departure until `period`
+    after the response: then no `max_rate + 1` arrivals can share a window, whatever the latency.
     Waiters are served in arrival order."""
 
     def __init__(self, max_rate: int, period: float = 1.0,
@@ -206,7 +210,9 @@ class SlidingWindowLimiter:
         self.max_rate = max_rate
         self.period = period
         self._not_before = not_before  # monotonic time of a server-imposed pause's end
-        self._starts: deque[float] = deque()
+        self._ends: deque[float] = deque()  # response times of the requests of the last period
+        self._in_flight = 0
+        self._finished = asyncio.Event()
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> None:
@@ -217,34 +223,38 @@ class SlidingWindowLimiter:
                     # a slot taken before a pause must not be spent after it, all at once
                     await asyncio.sleep(pause)
                     continue
-                while self._starts and now - self._starts[0] >= self.period:
-                    self._starts.popleft()
-                if len(self._starts) < self.max_rate:
-                    self._starts.append(now)
+                while self._ends and now - self._ends[0] >= self.period:
+                    self._ends.popleft()
+                if self._in_flight + len(self._ends) < self.max_rate:
+                    self._in_flight += 1
                     return
-                await asyncio.sleep(self.period - (now - self._starts[0]))
+                # all slots busy: wait for the oldest to expire, or for a request to finish
+                wait = self.period - (now - self._ends[0]) if self._ends else None
+                self._finished.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._finished.wait(), wait)
 
     async def __aexit__(self, *exc: object) -> None:
-        return None
+        self._in_flight -= 1
+        self._ends.append(time.monotonic())
+        self._finished.set()
 
 
 class ChatRateLimiter(BaseRateLimiter[int]):
     """Throttles every request that targets a chat to Telegram's limits: `overall_per_second`
     in total, about one per second per chat (short bursts of `per_chat_burst` allowed),
     20 per minute per group. On a 429 it pauses ALL requests for the server's retry_after and
-    retries, up to `max_retries` times, so a flood-wait delays messages instead of losing them.
+    re-raises; `send_with_retry` is the one layer that retries.
     """
 
     def __init__(self, overall_per_second: float = 30, per_chat_per_second: float = 1,
-                 per_chat_burst: int = 3, group_per_minute: float = 20, max_retries: int = 5):
-        # a little slack: the server counts arrivals, which jitter relative to our departures
-        self._overall = SlidingWindowLimiter(max(1, int(overall_per_second)), 1.05,
+                 per_chat_burst: int = 3, group_per_minute: float = 20):
+        self._overall = SlidingWindowLimiter(max(1, int(overall_per_second)), 1.0,
                                              not_before=lambda: self._resume_at)
         self._chat_rate = (per_chat_burst, per_chat_burst / per_chat_per_second)
         self._group_per_minute = group_per_minute
         self._chats: dict[int | str, AsyncLimiter] = {}
         self._groups: dict[int | str, AsyncLimiter] = {}
-        self._max_retries = max_retries
         self._resume_at = 0.0  # monotonic time before which nothing is sent (after a 429)
 
     async def initialize(self) -> None:
@@ -278,29 +288,27 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         rate_limit_args: int | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
         chat_id = data.get("chat_id")
-        max_retries = rate_limit_args if rate_limit_args is not None else self._max_retries
-        for attempt in range(max_retries + 1):
-            await self._wait_for_pause()
-            try:
-                if chat_id is None:
-                    return await callback(*args, **kwargs)
-                with contextlib.suppress(TypeError, ValueError):
-                    chat_id = int(chat_id)
-                chat = self._limiter(self._chats, chat_id, *self._chat_rate)
-                async with contextlib.AsyncExitStack() as stack:
-                    if isinstance(chat_id, str) or chat_id < 0:  # groups, supergroups, channels
-                        await stack.enter_async_context(
-                            self._limiter(self._groups, chat_id, self._group_per_minute, 60))
-                    await stack.enter_async_context(chat)
-                    await stack.enter_async_context(self._overall)  # pause-aware, taken last
-                    return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                wait = _retry_after_seconds(exc) + 0.1
-                self._resume_at = max(self._resume_at, time.monotonic() + wait)
-                if attempt == max_retries:
-                    raise
-                log.info("Telegram flood control on %s: pausing sends for %.1fs", endpoint, wait)
-        raise AssertionError("unreachable")
+        await self._wait_for_pause()
+        try:
+            if chat_id is None:
+                return await callback(*args, **kwargs)
+            with contextlib.suppress(TypeError, ValueError):
+                chat_id = int(chat_id)
+            chat = self._limiter(self._chats, chat_id, *self._chat_rate)
+            async with contextlib.AsyncExitStack() as stack:
+                if isinstance(chat_id, str) or chat_id < 0:  # groups, supergroups, channels
+                    await stack.enter_async_context(
+                        self._limiter(self._groups, chat_id, self._group_per_minute, 60))
+                await stack.enter_async_context(chat)
+                await stack.enter_async_context(self._overall)  # pause-aware, taken last
+                return await callback(*args, **kwargs)
+        except RetryAfter as exc:
+            # Pause every send, then let the caller's one retry layer (send_with_retry) wait and
+            # retry: retrying here as well would turn one flood wait into two.
+            wait = _retry_after_seconds(exc) + 0.1
+            self._resume_at = max(self._resume_at, time.monotonic() + wait)
+            log.info("Telegram flood control on %s: pausing sends for %.1fs", endpoint, wait)
+            raise
 
 
 # ---------------------------------------------------------------- error classification

@@ -39,8 +39,9 @@ class _LevelLine:
 
 
 def build_prediction_figure(pred: Prediction, bars: pd.DataFrame, *, prev_close: float | None,
-                            horizon_bars: int, bar_minutes: int, threshold: float = 80.0) -> Figure:
-    """The prediction chart as a Figure (for inspection in tests); `render_prediction_chart` encodes it."""
+                            horizon_bars: int, bar_minutes: int, threshold: float | None = 80.0) -> Figure:
+    """The prediction chart as a Figure (for inspection in tests); `render_prediction_chart` encodes it.
+    threshold None: no alert marker (an alert's one chart serves recipients with different thresholds)."""
     if horizon_bars < 1 or bar_minutes < 1:
         raise ChartError("horizon_bars and bar_minutes must be at least 1")
     session, earlier = _split_last_session(bars)
@@ -61,7 +62,7 @@ def build_prediction_figure(pred: Prediction, bars: pd.DataFrame, *, prev_close:
 
 
 def render_prediction_chart(pred: Prediction, bars: pd.DataFrame, *, prev_close: float | None,
-                            horizon_bars: int, bar_minutes: int, threshold: float = 80.0) -> bytes:
+                            horizon_bars: int, bar_minutes: int, threshold: float | None = 80.0) -> bytes:
     """PNG bytes of the prediction chart (about 1080 x 1350). Raises ChartError on unusable input."""
     with style.rendering():
         fig = build_prediction_figure(pred, bars, prev_close=prev_close, horizon_bars=horizon_bars,
@@ -305,7 +306,7 @@ def _time_ticks(index: pd.DatetimeIndex, bar_minutes: int, x_max: float) -> list
     return [(p, f"{minutes[p] // 60:02d}:{minutes[p] % 60:02d}") for p in ticks]
 
 
-def _draw_score_panel(fig: Figure, pred: Prediction, threshold: float, off_chart: list[str]) -> None:
+def _draw_score_panel(fig: Figure, pred: Prediction, threshold: float | None, off_chart: list[str]) -> None:
     left, right, top = 0.06, 0.94, 0.252
     long = pred.direction == "long"
     fig.text(left, top, "▲ LONG" if long else "▼ SHORT", color=style.GREEN if long else style.RED,
@@ -317,11 +318,14 @@ def _draw_score_panel(fig: Figure, pred: Prediction, threshold: float, off_chart
              parse_math=False)
 
     score = float(pred.quality_score) if _is_finite(pred.quality_score) else 0.0
-    score_color = style.GREEN if score >= threshold else style.AMBER if score >= 60 else style.GREY
+    # without a threshold the chart is an alert's: the score met every recipient's threshold
+    alerting = threshold is None or score >= threshold
+    score_color = style.GREEN if alerting else style.AMBER if score >= 60 else style.GREY
     fig.text(left, 0.190, f"Quality {score:.0f}/100", color=score_color, fontsize=style.FS_LABEL + 4,
              fontweight="bold", va="top", parse_math=False)
-    fig.text(right, 0.190, f"alert at ≥ {threshold:.0f}", color=style.MUTED, fontsize=style.FS_LABEL, va="top",
-             ha="right", parse_math=False)
+    if threshold is not None:
+        fig.text(right, 0.190, f"alert at ≥ {threshold:.0f}", color=style.MUTED, fontsize=style.FS_LABEL,
+                 va="top", ha="right", parse_math=False)
     # Gauge drawn in figure coordinates: a separate axes would cost more than the rest of the panel.
     gx, gy, gw, gh = left, 0.122, right - left, 0.032
     filled = min(max(score, 0.0), 100.0) / 100.0
@@ -329,9 +333,10 @@ def _draw_score_panel(fig: Figure, pred: Prediction, threshold: float, off_chart
                              edgecolor="none"))
     fig.add_artist(Rectangle((gx, gy), gw * filled, gh, transform=fig.transFigure, facecolor=score_color,
                              edgecolor="none"))
-    tx = gx + gw * min(max(threshold, 0.0), 100.0) / 100.0
-    fig.add_artist(Line2D([tx, tx], [gy - 0.008, gy + gh + 0.008], transform=fig.transFigure, color=style.TEXT,
-                          linewidth=3))
+    if threshold is not None:
+        tx = gx + gw * min(max(threshold, 0.0), 100.0) / 100.0
+        fig.add_artist(Line2D([tx, tx], [gy - 0.008, gy + gh + 0.008], transform=fig.transFigure,
+                              color=style.TEXT, linewidth=3))
 
     y = 0.104
     line_step = style.FS_SMALL * 1.45 / 72 / fig.get_figheight()

@@ -235,10 +235,6 @@ class Settings(BaseSettings):
         return Path(md[4:]) if md.startswith("csv:") else None
 
     @property
-    def is_s3_store(self) -> bool:
-        return self.model_store.startswith("s3://")
-
-    @property
     def secrets(self) -> list[str]:
         """Every secret value, so log filters and tests can check that none leaks."""
         out = []

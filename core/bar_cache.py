@@ -69,10 +69,3 @@ class BarCache:
         start = int(idx.searchsorted(cutoff))
         return frame.iloc[start:] if start else frame
 
-    def invalidate(self, symbol: str | None = None) -> None:
-        if symbol is None:
-            self._frames.clear()
-            self._refreshed_at.clear()
-        else:
-            self._frames.pop(symbol, None)
-            self._refreshed_at.pop(symbol, None)

@@ -102,10 +102,6 @@ def next_session(day: date) -> date:
     return d
 
 
-def last_session_on_or_before(day: date) -> date:
-    return day if is_session(day) else previous_session(day)
-
-
 def next_open(when: datetime) -> datetime:
     """The next session open strictly after `when` (or the current one if not yet open)."""
     ts = _ts(when).to_pydatetime()

@@ -93,12 +93,6 @@ class ModelRegistry:
         models = ModelSet.from_files(loaded.files, loaded.manifest)
         return LoadedModel(symbol, loaded.version, loaded.manifest, models)
 
-    def _latest_versions(self) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
-        for symbol in self._symbols:
-            out[symbol] = self._store.latest_version(symbol, self._timeframe)
-        return out
-
     async def reload(self, *, only_if_changed: bool = True) -> ReloadReport:
         """Load every symbol's latest version; swap in what verified, keep the rest serving."""
         async with self._lock:

@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+from core import clock as wall
+from tests.fakes.bot_stack import OPEN_TIME, FixedClock
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 _SCRUB = ("TRADIER_", "TELEGRAM_", "DISCORD_", "MARKET_DATA", "MODEL_STORE", "S3_ENDPOINT_URL", "STATE_DIR",
@@ -19,6 +22,16 @@ def _isolated_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith(_SCRUB):
             monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def pinned_now(monkeypatch) -> FixedClock:
+    """Every default clock in the code (`core.clock.wall_clock`) reads this, never the machine's, so
+    no test depends on the hour, TZ or weekday it runs at. The default is a Tuesday mid-session; a test
+    that cares about the time of day names its moment: `pinned_now.now = datetime(..., tzinfo=NY)`."""
+    pinned = FixedClock(OPEN_TIME)
+    monkeypatch.setattr(wall, "_source", pinned)
+    return pinned
 
 
 @pytest.fixture(autouse=True)

@@ -19,12 +19,13 @@ from bot.cli import main as cli_main
 from bot.commands import CommandLayer
 from bot.console import CONSOLE, ConsoleAdapter
 from bot.outcomes import score_due_predictions
-from bot.reply import Reply
+from bot.reply import Reply, Requester
 from bot.services import Services, build_services
 from bot.state import StateDB
 from config import Settings
 from core.types import NY
 from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, TRAIN_DAYS, FixedClock, make_settings, sim_provider
+from tests.fakes.outbox import outbox_counts
 
 SCAN_TIME = datetime(2026, 11, 24, 10, 35, 20, tzinfo=NY)  # 20 s after the 10:35 bar closed
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -93,6 +94,26 @@ async def scan_at(stack: Stack, at: datetime):
 
 # ---------------------------------------------------------------- thresholds and delivery
 
+async def test_one_alert_chart_without_a_marker_and_each_caption_names_its_recipients_threshold(stack):
+    stack.state.subscribe("telegram:111", "SPY", 0)
+    stack.state.subscribe("telegram:222", "SPY", 0.5)
+    charts = []
+    render = stack.services.prediction_png
+
+    async def recording(bundle, **kw):
+        charts.append(kw)
+        return await render(bundle, **kw)
+
+    stack.services.prediction_png = recording  # type: ignore[method-assign]
+    await scan_at(stack, SCAN_TIME)
+    assert charts == [{"for_alert": True}]  # one chart for both, marking no threshold
+    captions = {chat: reply.text.splitlines()[-1] for chat, reply in stack.telegram.sent}
+    assert captions == {"111": "Your alert threshold: score ≥ 0", "222": "Your alert threshold: score ≥ 0.5"}
+    assert len({reply.image for _, reply in stack.telegram.sent}) == 1
+    assert (await stack.layer.handle(Requester("console", "console"), "/predict SPY")).image is not None
+    assert charts[-1] == {"for_alert": False}
+
+
 async def test_threshold_zero_alerts_and_hundred_does_not(stack):
     stack.state.subscribe("telegram:111", "SPY", 0)
     stack.state.subscribe("telegram:222", "SPY", 100)
@@ -117,7 +138,7 @@ async def test_threshold_zero_alerts_and_hundred_does_not(stack):
     assert len(rows) == 1 and rows[0].source == "scan" and rows[0].alerted  # one prediction per symbol scan
     sent = result.sent[0]
     assert sent["quality_score"] == rows[0].quality_score and sent["direction"] == rows[0].direction
-    assert stack.state.outbox_counts() == {"pending": 0, "sending": 0, "sent": 2, "dead": 0}
+    assert outbox_counts(stack.state) == {"pending": 0, "sending": 0, "sent": 2, "dead": 0}
 
 
 async def test_all_symbols_row_alerts_once_and_a_symbol_row_overrides_it(stack):
@@ -135,7 +156,7 @@ async def test_market_closed_skips_everything_and_records_nothing(stack):
     assert not result.market_open and result.sent == []
     assert sorted(x["symbol"] for x in result.skipped) == ["IWM", "QQQ", "SPY"]
     assert {x["reason"] for x in result.skipped} == {"market closed"}
-    assert stack.state.all_predictions() == [] and sum(stack.state.outbox_counts().values()) == 0
+    assert stack.state.all_predictions() == [] and sum(outbox_counts(stack.state).values()) == 0
     assert stack.telegram.sent == []
 
 
@@ -177,7 +198,7 @@ async def test_cooldown_then_a_new_setup_alerts_again(stack):
     later = await scan_at(stack, t0 + cooldown)
     assert [x["recipient"] for x in later.sent] == ["telegram:111"], later.skipped
     assert len(stack.telegram.sent) == 2
-    assert stack.state.outbox_counts()["sent"] == 2
+    assert outbox_counts(stack.state)["sent"] == 2
 
 
 async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store):
@@ -215,7 +236,7 @@ async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, tra
 
     second = _open_stack(settings)
     try:
-        assert second.state.outbox_counts()["pending"] == 1
+        assert outbox_counts(second.state)["pending"] == 1
         delivered = await second.engine.deliver_pending()
         assert [(x["symbol"], x["recipient"]) for x in delivered] == [("SPY", "telegram:111")]
         assert await second.engine.deliver_pending() == []
@@ -224,7 +245,7 @@ async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, tra
         # a rescan of the same bar after the restart neither re-records nor re-sends it
         rescan = await scan_at(second, SCAN_TIME)
         assert rescan.sent == [] and len(second.telegram.sent) == 1
-        assert second.state.outbox_counts() == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
+        assert outbox_counts(second.state) == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
     finally:
         await second.services.close()
         second.state.close()
@@ -273,7 +294,7 @@ def test_cli_scan_once_open_prints_one_json_object(cli_env, capsys):
     assert (skipped["symbol"], skipped["recipient"]) == ("QQQ", "telegram:111")
     assert skipped["reason"].startswith("below threshold")
     with StateDB(cli_env / "tradebot.sqlite3") as db:
-        assert db.outbox_counts()["sent"] == 1
+        assert outbox_counts(db)["sent"] == 1
         assert {r.symbol for r in db.all_predictions()} == {"SPY", "QQQ"}
 
 
@@ -359,11 +380,11 @@ async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(t
         for _ in range(20):  # far more rounds than any attempt cap: a transient outage kills nothing
             assert await s.engine.deliver_pending(SCAN_TIME) == []
         assert Down.calls == 20  # one try per round, not one per alert
-        assert s.state.outbox_counts()["pending"] == 2
+        assert outbox_counts(s.state)["pending"] == 2
         s.engine.notifiers["telegram"] = s.telegram
         next_day = SCAN_TIME + timedelta(days=1)
         assert await s.engine.deliver_pending(next_day) == []  # yesterday's setup is not actionable
-        assert s.state.outbox_counts()["dead"] == 2 and s.telegram.sent == []
+        assert outbox_counts(s.state)["dead"] == 2 and s.telegram.sent == []
     finally:
         await s.services.close()
         s.state.close()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.marketdata.archive import ArchiveError, BarArchive, import_bars
+from core.marketdata.archive import ArchiveError, BarArchive
 from core.store import BlobStore, LocalBlobStore, open_blob_store
 from core.types import BAR_COLUMNS, NY, MarketDataError, empty_bars
 from tests.fakes.s3_server import make_bucket, s3_endpoint  # noqa: F401
@@ -169,7 +169,7 @@ def test_months_are_separate_files_and_only_changed_months_are_written(blobs: Bl
 
 
 def test_cache_reuses_unchanged_months(blobs: BlobStore, tmp_path: Path) -> None:
-    import_bars(BarArchive(blobs, None), "SPY", "5min", FULL)
+    BarArchive(blobs, None).merge("SPY", "5min", FULL)
     recording = RecordingBlobs(blobs)
     reader = BarArchive(recording, tmp_path / "cache")
     first = reader.load("SPY", "5min")

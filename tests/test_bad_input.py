@@ -25,6 +25,7 @@ from bot.reply import Reply, Requester
 from bot.services import build_services
 from bot.state import StateDB
 from tests.fakes.bot_stack import make_settings, sim_provider
+from tests.fakes.outbox import outbox_counts
 
 ALLOWED_CHAT = 8080
 MAX_REPLY = 600
@@ -53,7 +54,7 @@ class Stack:
 
     def snapshot(self) -> tuple:
         subs = sorted((s.recipient, s.symbol, s.threshold) for s in self.state.subscriptions())
-        return subs, len(self.state.all_predictions()), tuple(sorted(self.state.outbox_counts().items()))
+        return subs, len(self.state.all_predictions()), tuple(sorted(outbox_counts(self.state).items()))
 
 
 @pytest.fixture(scope="module")

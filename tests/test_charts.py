@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from charts import (
     ChartError,
@@ -95,6 +96,14 @@ def test_normal_day_is_a_phone_sized_png_with_all_levels():
     assert any_text(fig, "spy-5m-20261126-0201")
     assert any_text(fig, "▲ LONG") and any_text(fig, "Win prob 63%") and any_text(fig, "Quality 84/100")
     assert style.find_watermark(fig) is None
+
+
+def test_alert_charts_mark_no_threshold_and_predict_charts_mark_the_given_one():
+    bars = fx.session_bars()
+    marked, unmarked = predict_fig(bars, threshold=70), predict_fig(bars, threshold=None)
+    assert any_text(marked, "alert at ≥ 70") and not any_text(unmarked, "alert at")
+    markers = [[a for a in fig.artists if isinstance(a, Line2D)] for fig in (marked, unmarked)]
+    assert len(markers[0]) == 1 and markers[1] == []
 
 
 def test_only_the_last_session_is_drawn_and_prev_close_falls_back_to_it():

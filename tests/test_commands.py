@@ -12,6 +12,7 @@ import pytest
 
 from bot.app import BotApp
 from bot.commands import CommandLayer
+from bot.formatting import SIMULATED_BANNER
 from bot.reply import Requester
 from bot.scheduler import build_scheduler
 from bot.services import Services, build_services
@@ -212,6 +213,8 @@ async def test_status_lists_models_source_market_jobs_and_subscriptions(stack):
         assert f"{window['sessions']} sessions {window['start'][:10]}..{window['end'][:10]}" in line
         metrics = text.splitlines()[text.splitlines().index(line) + 1]
         assert re.search(r"AUC 0\.\d{3} Brier 0\.\d{3}", metrics), metrics
+        for regressor in ("future_high", "future_low"):
+            assert re.search(rf"{regressor} MAE/naive \d+\.\d\d", metrics), metrics
     assert "Data source: simulated" in text
     assert "Market: OPEN until 16:00 ET · next session opens Wed 25 Nov 09:30 ET" in text
     jobs = [ln for ln in text.splitlines() if ln.startswith("Job: ")]
@@ -255,6 +258,7 @@ async def test_performance_with_scored_predictions(stack):
     assert reply.image is not None and reply.image.startswith(PNG_MAGIC)
     assert "no prediction has been scored yet" not in reply.text
     assert "33%" in reply.text  # the hit rate 4/12
+    assert reply.text.startswith(SIMULATED_BANNER)  # the logged predictions were made on simulated data
 
 
 async def test_log_default_n_and_bounds(stack):
@@ -262,9 +266,10 @@ async def test_log_default_n_and_bounds(stack):
     assert empty.ok and empty.text == "No predictions logged yet."
     _scored(stack.state, 12, win_every=3)
     default = await stack.layer.handle(MEMBER, "/log")
-    assert default.title == "Last 10 predictions" and len(default.text.splitlines()) == 10
+    banner, *lines = default.text.splitlines()
+    assert default.title == "Last 10 predictions" and banner == SIMULATED_BANNER and len(lines) == 10
     three = await stack.layer.handle(MEMBER, "/log 3")
-    lines = three.text.splitlines()
+    banner, *lines = three.text.splitlines()
     assert len(lines) == 3 and lines[0].startswith("2026-11-23 10:55 SPY LONG score 85 win 62%")
     assert lines[0].endswith("stop -1.00R") and lines[2].endswith("target +1.50R")
     assert (await stack.layer.handle(MEMBER, "/log 50")).ok

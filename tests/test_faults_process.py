@@ -26,6 +26,7 @@ from bot.state import StateDB
 from core.store import LocalBlobStore, ModelStore
 from core.types import NY
 from tests.fakes.fake_bot_api import FakeBotApi
+from tests.fakes.outbox import outbox_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "5151" + "51515:" + "AAE" + "killNine" * 4
@@ -71,12 +72,15 @@ while True:
 async def test_kill_9_during_publish_always_leaves_a_complete_verified_version(tmp_path):
     root = tmp_path / "models"
     rng = random.Random(20261124)
-    versions_seen: set[str] = set()
+    served: list[str] = []
     for _ in range(6):
         proc = await start_child(_PUBLISHER, str(root))
         assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        assert line.startswith(b"published"), (line, await proc.stderr.read() if proc.stderr else b"")
+        announced = []
+        for _ in range(rng.randint(1, 3)):  # the kill lands after a varying number of publishes
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            assert line.startswith(b"published"), (line, await proc.stderr.read() if proc.stderr else b"")
+            announced.append(line.split()[1].decode())
         await asyncio.sleep(rng.uniform(0.0, 0.4))  # somewhere inside a later publish or prune
         await kill_9(proc)
 
@@ -85,10 +89,17 @@ async def test_kill_9_during_publish_always_leaves_a_complete_verified_version(t
         assert set(loaded.files) == {f"part{i}.txt" for i in range(4)}
         assert all(len(data) == 300_000 for data in loaded.files.values())
         assert not loaded.ignored or all(not n.startswith(".") for n in loaded.ignored)
-        versions_seen.add(loaded.version)
         latest = [r for r in store.list_versions("SPY", "5min") if r["is_latest"]]
         assert [r["complete"] for r in latest] == [True]
-    assert len(versions_seen) >= 3  # the kills really landed at different points
+        # never behind what the killed process announced, and every version name is new
+        assert _version_order(loaded.version) >= _version_order(announced[-1])
+        assert not served or _version_order(loaded.version) > _version_order(served[-1])
+        served.append(loaded.version)
+
+
+def _version_order(version: str) -> tuple[str, int]:
+    stamp, _, n = version.partition("-")
+    return stamp, int(n or 1)
 
 
 # ------------------------------------------------------------------------------ alert fan-out
@@ -160,7 +171,7 @@ async def test_kill_9_during_fan_out_then_restart_delivers_each_alert_exactly_on
 
     with StateDB(db_path) as state:
         assert state.pending_alerts() == []
-        assert state.outbox_counts()["sent"] == len(chats)
+        assert outbox_counts(state)["sent"] == len(chats)
 
 
 # ------------------------------------------------------------------------------ a state folder that cannot be written

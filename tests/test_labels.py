@@ -3,7 +3,6 @@ what a label is allowed to read (close_t, ATR_t and bars t+1..t+h of the same se
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -149,12 +148,10 @@ def test_labels_read_only_close_atr_and_the_window() -> None:
             assert not build_labels(inside, p, a).iloc[t].equals(base.iloc[t])
 
 
-def test_columns_speed_and_nan_atr() -> None:
+def test_columns_and_nan_atr() -> None:
     bars = random_walk_bars(n_sessions=180, bar_minutes=5, seed=1)
     a = atr(bars)
-    t0 = time.perf_counter()
-    lab = build_labels(bars, LabelParams(), a)
-    assert time.perf_counter() - t0 < 0.5
+    lab = build_labels(bars, LabelParams(), a)  # speed is measured in bench/, not asserted here
     assert list(lab.columns) == LABEL_COLUMNS
     assert lab["complete"].dtype == bool
     assert not lab.loc[a.isna(), "complete"].any()

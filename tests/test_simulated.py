@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta
 
 import numpy as np
@@ -49,14 +48,11 @@ def test_implements_the_protocol(sim: SimulatedProvider) -> None:
     assert sim.source == "simulated"
 
 
-def test_generation_is_fast() -> None:
+def test_generation_covers_three_years() -> None:
     fresh = SimulatedProvider(seed=11, clock=lambda: FRIDAY_AFTER_THANKSGIVING)
-    t0 = time.perf_counter()
-    for sym in ("SPY", "QQQ", "IWM", "VIX"):
+    for sym in ("SPY", "QQQ", "IWM", "VIX"):  # speed is measured in bench/, not asserted here
         fresh.frame(sym)
-    elapsed = time.perf_counter() - t0
     assert len(fresh.frame("SPY")) > 3 * 250 * 70
-    assert elapsed < 2.0, f"generation took {elapsed:.2f}s"
 
 
 async def test_same_seed_same_bars_whatever_now() -> None:

@@ -29,6 +29,7 @@ from bot.state import (
 )
 from bot.state import schema as schema_module
 from core.types import NY
+from tests.fakes.outbox import outbox_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=NY)
@@ -133,7 +134,7 @@ def test_failed_migration_rolls_back_entirely(db_path: Path, monkeypatch: pytest
         raw.close()
 
 
-# --------------------------------------------------------------------------- subscriptions and meta
+# --------------------------------------------------------------------------- subscriptions
 
 
 def test_subscriptions_upsert_list_and_remove(db: StateDB) -> None:
@@ -170,15 +171,6 @@ def test_bad_subscription_is_refused_and_changes_nothing(db: StateDB, recipient:
     with pytest.raises(InvalidStateInput):
         db.subscribe(recipient, symbol, threshold)
     assert [(s.symbol, s.threshold) for s in db.subscriptions()] == [("SPY", 80.0)]
-
-
-def test_meta_round_trip(db: StateDB, db_path: Path) -> None:
-    assert db.get_meta("last_reload_version") is None
-    db.set_meta("last_reload_version", "v1")
-    db.set_meta("last_reload_version", "v2")
-    db.close()
-    with StateDB(db_path) as again:
-        assert again.get_meta("last_reload_version") == "v2"
 
 
 # --------------------------------------------------------------------------- outbox
@@ -248,7 +240,7 @@ def test_row_left_in_sending_by_a_dead_process_is_pending_again(db_path: Path) -
     db.close()  # died mid-send
 
     with StateDB(db_path, recover_sends=False) as reader:  # a read-only tool leaves it alone
-        assert reader.outbox_counts()["sending"] == 1
+        assert outbox_counts(reader)["sending"] == 1
     with StateDB(db_path) as db:
         assert [r.id for r in db.pending_alerts()] == [alert_id]
 
@@ -270,7 +262,7 @@ def test_failures_retry_later_then_go_dead(db: StateDB) -> None:
     blocked = record(db, recipient="telegram:2")
     assert blocked is not None
     assert db.mark_failed(blocked, "Forbidden: bot was blocked by the user", True) == "dead"
-    assert db.outbox_counts() == {"pending": 0, "sending": 0, "sent": 0, "dead": 2}
+    assert outbox_counts(db) == {"pending": 0, "sending": 0, "sent": 0, "dead": 2}
 
 
 def test_last_alert_time_for_cooldown(db: StateDB) -> None:

@@ -17,6 +17,7 @@ from bot.telegram_adapter import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
     ChatRateLimiter,
+    SlidingWindowLimiter,
     TelegramAdapter,
     TelegramStartError,
     normalize_command,
@@ -276,18 +277,49 @@ async def test_rate_limiter_paces_sends_to_one_chat(fake):
         await adapter.stop()
 
 
+def most_in_any_window(times: list[float], period: float = 1.0) -> int:
+    times = sorted(times)
+    return max((sum(1 for t in times[i:] if t - start < period) for i, start in enumerate(times)), default=0)
+
+
 async def test_fan_out_stays_under_the_servers_rate_limit():
     async with FakeBotApi(TOKEN, rate_limit_per_second=10) as server:
         adapter = make_adapter(server, FakeLayer(), rate_limiter=ChatRateLimiter(overall_per_second=10))
         await adapter.start()
         try:
-            started = time.monotonic()
             await asyncio.gather(*(adapter.send(str(2000 + i), Reply(text=f"a{i}")) for i in range(25)))
-            assert time.monotonic() - started >= 2.0  # 25 at 10/s
             assert server.rate_limited == 0
+            assert most_in_any_window([c.time for c in server.calls_to("sendMessage")]) <= 10
             assert sorted(c.params["chat_id"] for c in server.sent) == list(range(2000, 2025))
         finally:
             await adapter.stop()
+
+
+async def test_limiter_holds_under_uneven_latency():
+    """Arrivals, not departures, are what the server counts: a request that is slow to arrive must
+    not let the next window's requests land in the same second as it."""
+    limiter = SlidingWindowLimiter(3, period=0.2)
+    arrivals: list[float] = []
+
+    async def request(latency: float) -> None:
+        async with limiter:
+            await asyncio.sleep(latency)
+            arrivals.append(time.monotonic())  # worst case: it reaches the server as it completes
+
+    await asyncio.gather(*(request(0.15 if i == 0 else 0.0) for i in range(12)))
+    assert len(arrivals) == 12 and most_in_any_window(arrivals, 0.2) <= 3
+
+
+async def test_one_flood_wait_is_retried_by_one_layer(fake):
+    fake.fail_next("sendMessage", 2, status=429, retry_after=0.2)
+    adapter = make_adapter(fake, FakeLayer(), max_send_attempts=2)
+    await adapter.start()
+    try:
+        with pytest.raises(DeliveryError):
+            await adapter.send("77", Reply(text="hello"))
+        assert len(fake.calls_to("sendMessage")) == 2  # two attempts, not two times the limiter's own
+    finally:
+        await adapter.stop()
 
 
 async def test_fake_server_wire_format():

@@ -4,7 +4,7 @@ simulated market (wall clock) into a temporary folder store or a real S3-compati
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +14,7 @@ from bot.cli import main
 from core import calendar
 from core.store import ModelStore, open_blob_store
 from core.types import NY
+from tests.fakes.bot_stack import OPEN_TIME
 from tests.fakes.s3_server import make_bucket, s3_endpoint  # noqa: F401
 from tests.fakes.synthetic_bars import random_walk_bars
 
@@ -33,9 +34,8 @@ def _store(url: str, endpoint: str | None = None) -> ModelStore:
     return ModelStore(open_blob_store(url, endpoint))
 
 
-def recent_sessions(n: int) -> list[date]:
-    """The n NYSE sessions that ended before today (the CLI runs on the wall clock)."""
-    today = date.today()
+def recent_sessions(n: int, today: date = OPEN_TIME.date()) -> list[date]:
+    """The n NYSE sessions that ended before `today` (the CLI runs on the pinned clock, OPEN_TIME)."""
     days = calendar.sessions_between(today - timedelta(days=3 * n + 20), today - timedelta(days=1))
     return days[-n:]
 
@@ -69,7 +69,7 @@ def test_train_publishes_a_complete_version_and_models_lists_it(tmp_path, monkey
     assert manifest["data_source"] == "simulated"
     window = manifest["data_window"]
     assert window["sessions"] == 30 and window["bars"] > 29 * 42
-    assert pd.Timestamp(window["start"]) < pd.Timestamp(window["end"]) <= pd.Timestamp.now(tz=NY)
+    assert pd.Timestamp(window["start"]) < pd.Timestamp(window["end"]) <= pd.Timestamp(OPEN_TIME)
     assert manifest["feature_names"] and manifest["label_params"]["horizon_bars"] == 12
     assert {"profit_target", "trade_quality", "future_high", "future_low"} <= set(manifest["metrics"])
     assert {"lightgbm", "pandas", "numpy"} <= set(manifest["package_versions"])
@@ -159,6 +159,23 @@ def test_train_days_beyond_the_data_warns_and_still_trains(tmp_path, monkeypatch
     manifest = _store(str(tmp_path / "models")).load("SPY", "5min").manifest
     assert manifest["data_source"] == "csv" and manifest["data_window"]["sessions"] == 22
     assert any("only 22 of TRAIN_DAYS=30" in w for w in manifest["warnings"])
+
+
+@pytest.mark.parametrize("moment", [datetime(2026, 12, 1, 4, 40, tzinfo=NY), datetime(2026, 12, 1, 11, 0, tzinfo=NY)],
+                         ids=["before-the-open", "mid-session"])
+def test_training_window_ends_at_the_last_completed_session(tmp_path, monkeypatch, capsys, pinned_now, moment):
+    pinned_now.now = moment  # Tuesday: 22 full sessions up to Monday's close, and today's bars so far
+    days = recent_sessions(22, today=moment.date())
+    bars = random_walk_bars(n_sessions=23, seed=3, start=days[0])
+    bars = bars.loc[bars.index <= pd.Timestamp(moment)]
+    assert days[-1] == date(2026, 11, 30)
+    csv = write_bars_csv(tmp_path / "SPY.csv", bars)
+    _env(monkeypatch, tmp_path, MARKET_DATA=f"csv:{csv}", SYMBOLS="SPY", TRAIN_DAYS="22")
+    assert main(["train"]) == 0
+    out = capsys.readouterr().out
+    assert "only" not in out and "published 2" in out
+    window = _store(str(tmp_path / "models")).load("SPY", "5min").manifest["data_window"]
+    assert window["sessions"] == 22 and pd.Timestamp(window["end"]).date() == days[-1]
 
 
 def test_train_with_too_little_data_publishes_nothing(tmp_path, monkeypatch, capsys):

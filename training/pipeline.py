@@ -7,7 +7,7 @@ import asyncio
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
 
 import pandas as pd
@@ -63,6 +63,15 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+def completed_sessions(now: datetime, n: int) -> list[date]:
+    """The last `n` sessions that had closed by `now`."""
+    today = now.astimezone(NY).date()
+    sessions = calendar.sessions_between(today - timedelta(days=int(n * 1.6) + 10), today)
+    if sessions and sessions[-1] == today and now < calendar.session_bounds(today)[1]:
+        sessions.pop()
+    return sessions[-n:] if n > 0 else []
+
+
 async def load_training_bars(
     settings: Settings, provider: MarketDataProvider, archive: BarArchive, symbol: str,
     now: datetime, progress: Progress,
@@ -72,17 +81,18 @@ async def load_training_bars(
     data later cannot mix made-up bars into the real history."""
     if provider.source == "csv":
         return await _file_window_bars(settings, provider, symbol, now, progress)
-    sessions = calendar.sessions_between((now - timedelta(days=int(settings.train_days * 1.6) + 10)).date(),
-                                         now.astimezone(NY).date())
-    wanted = sessions[-settings.train_days:] if sessions else []
+    wanted = completed_sessions(now, settings.train_days)
     start = datetime.combine(wanted[0], datetime.min.time(), NY) if wanted else now - timedelta(days=1)
+    # The window ends at the last completed session: before the open today has no bars yet, and
+    # during the session only some, so counting today would leave one session short.
+    end = calendar.session_bounds(wanted[-1])[1] if wanted else now
     if provider.source == "tradier":
         added = await archive.update(provider, symbol, settings.timeframe, now,
                                      archive_days(settings.train_days), progress=progress)
         progress(f"{symbol}: archive +{added} new bars")
-        return await asyncio.to_thread(archive.load, symbol, settings.timeframe, start, now)
+        return await asyncio.to_thread(archive.load, symbol, settings.timeframe, start, end)
     progress(f"{symbol}: reading {len(wanted)} sessions of {settings.timeframe} bars ({provider.source})")
-    return await provider.get_bars(symbol, start, now, settings.timeframe)
+    return await provider.get_bars(symbol, start, end, settings.timeframe)
 
 
 def archive_days(train_days: int) -> int:
@@ -133,7 +143,8 @@ def _published_metrics(store: ModelStore, symbol: str, timeframe: str) -> dict |
 
 
 def train_on_bars(
-    settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str, progress: Progress
+    settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str, progress: Progress,
+    trained_at: datetime,
 ) -> tuple[ModelSet, dict, dict]:
     """CPU part, no I/O: returns the final model set, its walk-forward metrics and the manifest body."""
     params = label_params(settings)
@@ -147,7 +158,7 @@ def train_on_bars(
     manifest = {
         "symbol": symbol,
         "timeframe": settings.timeframe,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "trained_at": trained_at.astimezone(UTC).isoformat(timespec="seconds"),
         "data_window": _window(bars),
         "data_source": data_source,
         "feature_names": list(FEATURE_NAMES),
@@ -214,7 +225,7 @@ async def _train_one(
                            [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)
     try:
         models, metrics, manifest = await asyncio.to_thread(
-            train_on_bars, settings, bars, symbol, provider.source, progress
+            train_on_bars, settings, bars, symbol, provider.source, progress, now
         )
     except (TrainingDataError, WalkForwardError) as exc:  # enough sessions, yet too few usable rows
         progress(f"{symbol}: not trained: {exc}")

@@ -1,11 +1,10 @@
-"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots, meta)."""
+"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bot.state.level_snapshots import LevelSnapshotsMixin
-from bot.state.meta import MetaMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
 from bot.state.subscriptions import SubscriptionsMixin
@@ -13,7 +12,7 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, MetaMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads
@@ -31,10 +30,6 @@ class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshot
         super().__init__(Path(path), read_only=read_only)
         if recover_sends and not read_only:
             self.recover_interrupted_sends()
-
-    @classmethod
-    def in_state_dir(cls, state_dir: Path, *, recover_sends: bool = True) -> StateDB:
-        return cls(Path(state_dir) / DB_FILENAME, recover_sends=recover_sends)
 
     def __enter__(self) -> StateDB:
         return self

@@ -173,11 +173,4 @@ class OutboxMixin(StateConnection):
             ).fetchone()
         return from_db_time(r["t"])
 
-    def outbox_counts(self) -> dict[str, int]:
-        """Rows per status, for /status."""
-        with self.reading() as conn:
-            rows = conn.execute("SELECT status, COUNT(*) AS n FROM alerts GROUP BY status").fetchall()
-        counts = {"pending": 0, "sending": 0, "sent": 0, "dead": 0}
-        counts.update({r["status"]: int(r["n"]) for r in rows})
-        return counts
 

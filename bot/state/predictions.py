@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from bot.state.errors import InvalidStateInput
 from bot.state.export import write_predictions_csv
 from bot.state.rows import PredictionRow, finite, from_db_time, to_db_time
 from bot.state.subscriptions import normalise_symbol
+from core.clock import wall_clock
 from core.types import NY
 
 _NUMBERS = ("price", "quality_score", "win_probability", "predicted_high", "predicted_low", "target", "stop")
@@ -85,7 +86,7 @@ class PredictionLogMixin(StateConnection):
             raise InvalidStateInput(f"prediction cannot be stored as JSON: {exc}") from None
         fields.update(
             source=source, requested_by=requested_by, alerted=int(bool(alerted)), payload=payload,
-            logged_at=to_db_time(logged_at or datetime.now(UTC), "logged_at"),
+            logged_at=to_db_time(logged_at or wall_clock(), "logged_at"),
         )
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
@@ -93,10 +94,6 @@ class PredictionLogMixin(StateConnection):
             cur = conn.execute(f"INSERT INTO predictions ({cols}) VALUES ({marks})", list(fields.values()))
             assert cur.lastrowid is not None
             return int(cur.lastrowid)
-
-    def mark_prediction_alerted(self, prediction_id: int) -> bool:
-        with self.writing() as conn:
-            return conn.execute("UPDATE predictions SET alerted = 1 WHERE id = ?", (prediction_id,)).rowcount == 1
 
     def prediction(self, prediction_id: int) -> PredictionRow | None:
         with self.reading() as conn:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 
 from bot.state.connection import StateConnection
 from bot.state.errors import InvalidStateInput
 from bot.state.rows import Subscription, finite, from_db_time, to_db_time
 from config.settings import SYMBOL_RE
+from core.clock import wall_clock
 
 ALL_SYMBOLS = "*"
 _RECIPIENT_RE = re.compile(r"^[a-z]+:\S{1,100}$")
@@ -47,7 +48,7 @@ class SubscriptionsMixin(StateConnection):
         assert value is not None
         if not 0 <= value <= 100:
             raise InvalidStateInput(f"threshold {threshold} is not between 0 and 100")
-        created = to_db_time(now or datetime.now(UTC), "now")
+        created = to_db_time(now or wall_clock(), "now")
         with self.writing() as conn:
             conn.execute(
                 "INSERT INTO subscriptions (recipient, symbol, threshold, created_at, guild_id) "

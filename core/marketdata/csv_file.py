@@ -22,6 +22,7 @@ import pandas as pd
 
 from config.settings import TIMEFRAME_MINUTES
 from core.calendar import market_clock, month_calendar
+from core.clock import wall_clock
 from core.marketdata.bar_math import aggregate_bars, daily_bars
 from core.marketdata.bar_rules import BarRules, RowProblem, problems, session_gaps
 from core.types import (
@@ -264,7 +265,7 @@ class CsvProvider:
         return list(self._files)
 
     def now(self) -> datetime:
-        when = self._clock() if self._clock else datetime.now(NY)
+        when = self._clock() if self._clock else wall_clock()
         return when.replace(tzinfo=NY) if when.tzinfo is None else when.astimezone(NY)
 
     def bars(self, symbol: str) -> pd.DataFrame:

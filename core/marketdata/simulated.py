@@ -53,6 +53,7 @@ from scipy.signal import lfilter
 from config.settings import TIMEFRAME_MINUTES
 from core import calendar
 from core.calendar import market_clock, month_calendar
+from core.clock import wall_clock
 from core.marketdata import sim_options
 from core.marketdata.bar_math import aggregate_bars, daily_bars
 from core.types import (
@@ -271,7 +272,7 @@ class SimulatedProvider:
 
     # -- time ---------------------------------------------------------------------------------
     def now(self) -> datetime:
-        when = self._clock() if self._clock else datetime.now(NY)
+        when = self._clock() if self._clock else wall_clock()
         if when.tzinfo is None:
             return when.replace(tzinfo=NY)
         return when.astimezone(NY)

@@ -24,6 +24,7 @@ import aiohttp
 import pandas as pd
 
 from core.calendar import sessions_between
+from core.clock import wall_clock_ny
 from core.marketdata import tradier_parse as parse
 from core.types import (
     NY,
@@ -136,7 +137,7 @@ class TradierProvider:
     # ----------------------------------------------------------------- transport
 
     def now(self) -> datetime:
-        return self._clock() if self._clock is not None else datetime.now(NY)
+        return self._clock() if self._clock is not None else wall_clock_ny()
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

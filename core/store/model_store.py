@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import SYMBOL_RE, TIMEFRAME_MINUTES
+from core.clock import wall_clock
 from core.store.blobs import BlobNotFound, BlobStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class ModelStore:
             raise StoreError("keep must be at least 1")
         self.blobs = blobs
         self.keep = keep
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or wall_clock
 
     # --- keys -------------------------------------------------------------------------------
     @staticmethod
@@ -158,13 +159,16 @@ class ModelStore:
                        json.dumps(pointer, indent=2, sort_keys=True).encode())
 
     # --- publish ----------------------------------------------------------------------------
-    def _new_version(self, symbol: str, timeframe: str, taken: set[str]) -> str:
+    def _new_version(self, taken: set[str]) -> str:
+        """A name that sorts after every version already in the store, even when the clock says the
+        same second (two publishes in one second) or an earlier one (a clock set back): latest,
+        list order and pruning all go by name."""
         base = self._clock().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        version, n = base, 1
-        while version in taken:
-            n += 1
-            version = f"{base}-{n}"
-        return version
+        newest = max(taken, key=_version_key, default=None)
+        if newest is None or base > _version_key(newest)[0]:
+            return base
+        newest_base, n = _version_key(newest)
+        return f"{newest_base}-{max(n, 1) + 1}"
 
     def publish(self, symbol: str, timeframe: str, files: dict[str, bytes], manifest: dict[str, Any]) -> str:
         """Write a new version and point latest.json at it; return the version id."""
@@ -179,7 +183,7 @@ class ModelStore:
             raise PublishRefused("manifest must be a dict")
 
         taken = set(self._versions_in(self.blobs.list(base), base))
-        version = self._new_version(symbol, timeframe, taken)
+        version = self._new_version(taken)
         full = dict(manifest)
         full.setdefault("symbol", symbol)
         full.setdefault("timeframe", timeframe)

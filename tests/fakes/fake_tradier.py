@@ -76,6 +76,7 @@ import numpy as np
 from aiohttp import web
 
 from core.calendar import is_session, previous_session, session_bounds, sessions_between
+from core.clock import wall_clock_ny
 from core.types import NY
 
 BASE_PRICES = {"SPY": 600.0, "QQQ": 520.0, "IWM": 230.0, "VIX": 16.0, "AAPL": 230.0}
@@ -259,7 +260,7 @@ class FakeTradier:
     def __init__(self, token: str = "test-token", now: datetime | None = None) -> None:
         self.token = token
         self.faults = Faults()
-        self.clock: Callable[[], datetime] = lambda: datetime.now(NY)
+        self.clock: Callable[[], datetime] = wall_clock_ny  # the suite pins it (tests/conftest.py)
         if now is not None:
             self.set_now(now)
         self.rate_limit: int | None = 120
