@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # Alerts and bot
     alert_threshold: float = Field(default=80.0, ge=0, le=100)
     alert_cooldown_minutes: int = Field(default=30, ge=0, le=1440)
+    # Alerts only for symbols whose model showed an out-of-sample edge (manifest "edge"); false overrides.
+    alerts_require_edge: bool = True
+    # Round-trip cost per share the backtest charges each trade, in dollars.
+    backtest_cost_per_share: float = Field(default=0.01, ge=0, le=10)
     command_rate_per_minute: int = Field(default=10, gt=0, le=1000)
     reload_at: time = time(6, 15)
     train_at: time = time(6, 0)
@@ -152,7 +156,7 @@ class Settings(BaseSettings):
         return None if value is None else value.strip()
 
     @field_validator("target_atr", "stop_atr", "quality_r", "quality_min_move_atr", "alert_threshold",
-                     "publish_margin")
+                     "publish_margin", "backtest_cost_per_share")
     @classmethod
     def _finite(cls, value: float) -> float:
         if not math.isfinite(value):
