@@ -25,12 +25,14 @@ from bot.formatting import (
     format_levels,
     format_prediction,
     prediction_title,
+    threshold_meaning_text,
 )
 from bot.reply import Button, Reply, Requester
 from bot.scorecard import compute_scorecard, format_scorecard
 from bot.services import Services
 from bot.state import StateDB
 from core import calendar
+from core.edge import edge_status, threshold_stats
 from core.predictor import UnknownSymbol
 from core.types import NY, MarketDataError
 
@@ -239,9 +241,18 @@ class CommandLayer:
         targets = self._targets(args[0] if args else None)
         for sym in targets:
             await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold)
-        return Reply(f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
-                     f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
-                     title="Subscribed")
+        lines = [f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
+                 f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown)."]
+        for sym in targets:  # what this threshold meant for each symbol's model, and whether it alerts
+            model = self.services.registry.get(sym)
+            if model is None:
+                lines.append(f"{sym}: no model loaded yet (run tradebot train).")
+                continue
+            warning = edge_status(model.manifest, self.settings.alerts_require_edge).warning
+            if warning:  # e.g. no demonstrated edge: alerts are paused, and why
+                lines.append(f"{sym}: {warning}.")
+            lines.append(f"{sym}: {threshold_meaning_text(threshold, threshold_stats(model.manifest, threshold))}")
+        return Reply("\n".join(lines), title="Subscribed")
 
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
         arg = args[0] if args else None

@@ -31,8 +31,49 @@ def age_text(trained_at: str, now: datetime) -> str:
     return f"{hours:.0f} h old" if hours < 48 else f"{hours / 24:.0f} days old"
 
 
+NO_SIDE = "no side favoured"
+
+
+def side_text(pred: Prediction) -> str:
+    return pred.direction.upper() if pred.side_favoured else NO_SIDE
+
+
 def prediction_title(pred: Prediction) -> str:
-    return f"{pred.symbol} {pred.direction.upper()} · score {pred.quality_score:.0f}/100"
+    return f"{pred.symbol} {side_text(pred)} · score {pred.quality_score:.0f}/100"
+
+
+def _interval_text(ci: object) -> str:
+    """'±3 %' from a [low, high] proportion interval (half its width), or ''."""
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"±{100 * (ci[1] - ci[0]) / 2:.0f} %"
+    return ""
+
+
+def score_history_text(score: float, row: dict | None) -> str | None:
+    """What a score meant in walk-forward testing, from its bucket's stats."""
+    if not row:
+        return None
+    low, high, n = row.get("low"), row.get("high"), row.get("count") or 0
+    if not n or row.get("precision") is None:
+        return (f"score {score:.0f}: in walk-forward testing no setup scored {low}–{high}; "
+                "nothing is known about this score")
+    spread = _interval_text(row.get("precision_ci95"))
+    return (f"score {score:.0f}: in walk-forward testing, setups scoring {low}–{high} worked "
+            f"{100 * row['precision']:.0f} % of the time ({spread + ', ' if spread else ''}n = {n:,})")
+
+
+def threshold_meaning_text(threshold: float, row: dict | None) -> str:
+    """What alerts at a threshold meant out of sample (row: core.edge.threshold_stats)."""
+    if not row:
+        return "Out of sample: no threshold statistics stored for this model (retrain)."
+    at = row.get("threshold")
+    if not row.get("count"):
+        top = row.get("max_score")
+        seen = f"; the highest score seen was {top:.0f}" if isinstance(top, int | float) else ""
+        return f"Out of sample at ≥ {at}: no setup ever scored that high{seen}, so no alert would have fired."
+    spread = _interval_text(row.get("precision_ci95"))
+    return (f"Out of sample at ≥ {at}: {row.get('per_session', 0):.1f} alerts per session, "
+            f"{100 * (row.get('precision') or 0):.0f} % worked{', ' + spread if spread else ''}.")
 
 
 def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime | None = None,
@@ -44,7 +85,8 @@ def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime |
     lines += [
         f"{pred.symbol} as of {pred.as_of.astimezone(NY):%a %d %b %Y %H:%M} ET · price {pred.price:.2f}"
         + (f" · VIX {pred.vix:.2f}" if pred.vix is not None else ""),
-        f"Trade quality: {pred.quality_score:.0f}/100 · direction {pred.direction.upper()}",
+        f"Trade quality: {pred.quality_score:.0f}/100 · "
+        + (f"direction {pred.direction.upper()}" if pred.side_favoured else NO_SIDE),
         f"Win probability: {100 * pred.win_probability:.0f}%",
         f"Next {horizon_minutes} min: high {pred.predicted_high:.2f} / low {pred.predicted_low:.2f}",
         f"Target {pred.target:.2f} · stop {pred.stop:.2f}",
@@ -54,6 +96,9 @@ def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime |
     if full:
         lines.append(f"Call wall {_num(pred.call_wall)} · put wall {_num(pred.put_wall)} · "
                      f"zero gamma {_num(pred.zero_gamma)}")
+    history = score_history_text(pred.quality_score, pred.score_history)
+    if history:
+        lines.append(history)
     lines.append(f"Model {pred.model_version} ({age_text(pred.model_trained_at, now)}) · data: {pred.data_source}")
     for w in pred.warnings:
         lines.append(f"⚠ {w}")

@@ -33,7 +33,7 @@ def edge_status(manifest: dict, require_edge: bool) -> EdgeStatus:
     skill = quality.get("brier_skill")
     if isinstance(skill, int | float):
         evidence += f", Brier skill {skill:+.3f}"
-    tail = "alerts paused" if require_edge else "alerts on anyway (ALERTS_REQUIRE_EDGE=false)"
+    tail = "alerts are paused for this symbol" if require_edge else "alerts on anyway (ALERTS_REQUIRE_EDGE=false)"
     return EdgeStatus(True, False, not require_edge,
                       f"no demonstrated edge: walk-forward {evidence}; {tail}")
 
