@@ -129,14 +129,39 @@ def _fmt(value: object, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+def _ci(value: object) -> str:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return f"{value[0]:.2f}-{value[1]:.2f}"
+    return "-"
+
+
+def _at_80(m: dict) -> dict:
+    return next((r for r in m.get("thresholds") or [] if r.get("threshold") == 80), {})
+
+
 def _classifier_rows(models: dict[str, dict]) -> list[str]:
-    head = f"  {'classifier':<15}{'AUC':>7}{'Brier':>7}{'logloss':>8}{'base':>7}{'prec@80':>9}{'n@80':>6}"
+    head = (f"  {'classifier':<15}{'AUC':>7}{'AUC 95%':>11}{'Bskill':>8}{'Brier':>7}{'base':>7}{'max p':>7}"
+            f"{'prec@80':>9}{'95%':>11}{'n@80':>6}")
     rows = [head]
     for name, m in models.items():
-        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_fmt(m.get('brier')):>7}"
-                    f"{_fmt(m.get('log_loss')):>8}{_fmt(m.get('base_rate')):>7}"
-                    f"{_fmt(m.get('precision_at_80')):>9}{_fmt(m.get('count_at_80'), '{:d}'):>6}")
+        at80 = _at_80(m)
+        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_ci(m.get('auc_ci95')):>11}"
+                    f"{_fmt(m.get('brier_skill'), '{:+.3f}'):>8}{_fmt(m.get('brier')):>7}"
+                    f"{_fmt(m.get('base_rate')):>7}{_fmt(m.get('max_probability'), '{:.2f}'):>7}"
+                    f"{_fmt(m.get('precision_at_80')):>9}{_ci(at80.get('precision_ci95')):>11}"
+                    f"{_fmt(m.get('count_at_80'), '{:d}'):>6}")
     return rows
+
+
+def _direction_row(m: dict) -> str:
+    return f"  direction (picking the side): AUC {_fmt(m.get('auc'))}, 95% {_ci(m.get('auc_ci95'))}, n {m.get('n', 0):,}"
+
+
+def _edge_row(edge: dict | None) -> str:
+    if not isinstance(edge, dict):
+        return "  edge: not evaluated"
+    state = "alerts ENABLED" if edge.get("alerts_enabled") else "alerts DISABLED: no demonstrated edge"
+    return f"  edge: {state} ({'; '.join(edge.get('reasons') or [])})"
 
 
 def _regressor_rows(models: dict[str, dict]) -> list[str]:
@@ -166,10 +191,34 @@ def format_metrics_table(results: list, *, data_source: str) -> str:
         for warning in res.warnings:
             lines.append(f"  ~ {warning}")
         models = {k: v for k, v in (res.metrics or {}).items() if isinstance(v, dict)}
-        classifiers = {k: v for k, v in models.items() if "auc" in v or "brier" in v}
+        classifiers = {k: v for k, v in models.items() if ("auc" in v or "brier" in v) and k != "direction"}
         regressors = {k: v for k, v in models.items() if "mae" in v and k not in classifiers}
         if classifiers:
             lines += _classifier_rows(classifiers)
+        if isinstance((res.metrics or {}).get("direction"), dict):
+            lines.append(_direction_row(res.metrics["direction"]))
+        if res.metrics:
+            lines.append(_edge_row(getattr(res, "edge", None)))
         if regressors:
             lines += _regressor_rows(regressors)
     return "\n".join(lines).lstrip("\n")
+
+
+def format_evaluation(result: dict) -> str:
+    """`tradebot evaluate` as text: the published model scored after its training window."""
+    metrics = result.get("metrics") or {}
+    window = metrics.get("window") or {}
+    lines = []
+    if result.get("data_source") == "simulated":
+        lines.append(f"[{SIMULATED_BANNER}]")
+    lines.append(f"{result.get('symbol')} model {result.get('version')}, trained through "
+                 f"{str(window.get('trained_through', '?'))[:16]}, scored out of time on "
+                 f"{window.get('sessions', 0)} sessions, {window.get('bars', 0):,} bars "
+                 f"({str(window.get('start', '?'))[:10]}..{str(window.get('end', '?'))[:10]})")
+    classifiers = {k: v for k, v in metrics.items() if k in ("profit_target", "trade_quality")}
+    lines += _classifier_rows(classifiers)
+    if isinstance(metrics.get("direction"), dict):
+        lines.append(_direction_row(metrics["direction"]))
+    regressors = {k: v for k, v in metrics.items() if k in ("future_high", "future_low")}
+    lines += _regressor_rows(regressors)
+    return "\n".join(lines)

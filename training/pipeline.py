@@ -41,6 +41,7 @@ class TrainResult:
     data_source: str
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    edge: dict | None = None  # the manifest's edge verdict, once trained
 
 
 def label_params(settings: Settings) -> LabelParams:
@@ -202,8 +203,8 @@ async def _train_one(
                              settings.publish_margin)
     if not ok and not force:
         progress(f"{symbol}: not published: " + "; ".join(reasons))
-        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings)
+        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings, edge)
     version = await asyncio.to_thread(store.publish, symbol, tf, models.to_files(), manifest)
     progress(f"{symbol}: published version {version}")
     return TrainResult(symbol, tf, True, version, metrics, window, provider.source,
-                       reasons if not ok else [], warnings)
+                       reasons if not ok else [], warnings, edge)
