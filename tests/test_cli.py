@@ -23,7 +23,7 @@ from tests.fakes.synthetic_bars import random_walk_bars
 PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_score", "win_probability",
                    "predicted_high", "predicted_low", "target", "stop", "vanna_support", "vanna_resistance",
                    "call_wall", "put_wall", "zero_gamma", "model_version", "model_trained_at", "data_source",
-                   "warnings"}
+                   "warnings", "side_favoured", "alerts_enabled", "score_history"}
 LEVELS_KEYS = {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall", "put_wall",
                "zero_gamma", "vanna_support", "vanna_resistance", "skipped", "data_source"}
 STRIKE_KEYS = {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex", "call_vex", "put_vex", "net_vex"}
