@@ -12,6 +12,8 @@ import pytest
 from core.model.features import atr, build_features
 from core.model.model_set import LabelParams
 from tests.fakes.synthetic_bars import planted_pattern_bars, random_walk_bars
+from training.backtest import calibration_table
+from training.gate import edge_verdict
 from training.labels import build_labels
 from training.walkforward import (
     WalkForwardError,
@@ -47,6 +49,43 @@ def test_random_walk_has_no_edge(random_walk) -> None:
         assert abs(wf.metrics[name]["auc"] - 0.5) <= 0.05, (name, wf.metrics[name])
     for name in ("future_high", "future_low"):
         assert wf.metrics[name]["relative_mae"] > 0.9  # no model beats the trailing mean by much
+
+
+def test_random_walk_cannot_alert_and_is_no_worse_than_the_base_rate(random_walk) -> None:
+    wf, _ = random_walk
+    for name in ("profit_target", "trade_quality"):
+        m = wf.metrics[name]
+        assert m["max_probability"] < 0.8 and m["min_probability"] > 0.0, (name, m["max_probability"])
+        assert m["brier_skill"] >= -0.002, (name, m["brier_skill"])
+        assert m["auc_ci95"][0] < 0.5 < m["auc_ci95"][1] or m["brier_skill"] <= 0
+    assert edge_verdict(wf.metrics)["alerts_enabled"] is False
+
+
+def test_planted_pattern_has_an_edge_and_honest_calibration(planted) -> None:
+    wf, labels = planted
+    assert edge_verdict(wf.metrics)["alerts_enabled"] is True
+    direction = wf.metrics["direction"]
+    assert direction["auc"] > 0.5 and direction["auc_ci95"][0] > 0.5
+    truth = labels.loc[wf.oos.index]
+    for stem in ("win", "quality"):
+        prob = np.concatenate([wf.oos[f"{stem}_long"], wf.oos[f"{stem}_short"]])
+        outcome = np.concatenate([truth[f"{stem}_long"], truth[f"{stem}_short"]])
+        for row in calibration_table(prob, outcome):
+            if row["count"] >= 200:
+                assert abs(row["predicted"] - row["realised"]) <= 0.05, (stem, row)
+
+
+def test_uncertainty_keys_are_complete(random_walk) -> None:
+    wf, _ = random_walk
+    for name in ("profit_target", "trade_quality"):
+        m = wf.metrics[name]
+        assert len(m["auc_ci95"]) == 2 and m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
+        assert [r["threshold"] for r in m["thresholds"]] == [50, 60, 70, 80, 90]
+        assert all(set(r) == {"threshold", "count", "per_session", "precision", "precision_ci95"}
+                   for r in m["thresholds"])
+        assert [(r["low"], r["high"]) for r in m["buckets"]] == [(lo, lo + 10) for lo in range(0, 100, 10)]
+        assert sum(r["count"] for r in m["buckets"]) == m["n"]
+    assert set(wf.metrics["direction"]) >= {"auc", "auc_ci95"}
 
 
 def test_planted_pattern_is_found(planted) -> None:

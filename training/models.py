@@ -8,6 +8,8 @@ of the rows, and a binned isotonic map with shrinkage is fitted on its raw score
 
 from __future__ import annotations
 
+import math
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -32,6 +34,9 @@ MIN_BUCKET_ROWS = 200
 MAX_BUCKETS = 40
 # ... and shrunk toward the calibration base rate as if this many base-rate rows were added to its bucket.
 PRIOR_ROWS = 20
+# Neighbouring levels must differ by this many standard errors, with rows worth 1 / DESIGN_EFFECT each.
+MIN_STEP_Z = 2.0
+DESIGN_EFFECT = 4.0
 CALIBRATION_METHOD = "binned-isotonic-shrunk/head-booster"
 
 LGB_PARAMS: dict[str, object] = {
@@ -65,9 +70,11 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
 
     Rows sorted by raw score are cut into buckets of at least MIN_BUCKET_ROWS; adjacent buckets that
     violate monotonicity are pooled (pool-adjacent-violators on buckets, so pools only grow); each pool's
-    rate is shrunk toward the base rate with PRIOR_ROWS pseudo-rows. The knots sit at each pool's mean
-    raw score, so every output is a blend of rates each resting on >= MIN_BUCKET_ROWS rows, flat beyond
-    the end pools, and never exactly 0 or 1. Too few rows: the (smoothed) base rate for every score."""
+    rate is shrunk toward the base rate with PRIOR_ROWS pseudo-rows and holds over the pool's raw-score
+    range, so every output is the rate of >= MIN_BUCKET_ROWS rows (or, between two pools' ranges, a blend
+    of two such rates), flat beyond
+    the end pools, and never exactly 0 or 1. Too few rows, or no monotone signal: the (smoothed) base
+    rate for every score."""
     ok = np.isfinite(raw) & np.isfinite(outcome)
     raw, outcome = raw[ok].astype(float), outcome[ok].astype(float)
     base = _smoothed_rate(outcome)
@@ -78,18 +85,46 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
     size = max(MIN_BUCKET_ROWS, len(raw) // MAX_BUCKETS)
     n_buckets = len(raw) // size  # the remainder joins the last bucket
     edges = [i * size for i in range(n_buckets)] + [len(raw)]
-    # pools: [rows, positives, sum of raw]
-    pools: list[list[float]] = []
+    # pools: [rows, positives, first row, last row]
+    pools: list[list[int | float]] = []
     for lo, hi in zip(edges, edges[1:], strict=False):
-        pools.append([hi - lo, float(outcome[lo:hi].sum()), float(raw[lo:hi].sum())])
+        pools.append([hi - lo, float(outcome[lo:hi].sum()), lo, hi - 1])
         while len(pools) > 1 and pools[-2][1] / pools[-2][0] >= pools[-1][1] / pools[-1][0]:
             last = pools.pop()
-            pools[-1] = [a + b for a, b in zip(pools[-1], last, strict=True)]
-    x = [p[2] / p[0] for p in pools]
-    y = [(p[1] + PRIOR_ROWS * base) / (p[0] + PRIOR_ROWS) for p in pools]
+            pools[-1] = [pools[-1][0] + last[0], pools[-1][1] + last[1], pools[-1][2], last[3]]
+    pools = _merge_indistinct(pools)
     if len(pools) == 1:  # no monotone signal: one flat level
-        x, y = [0.0, 1.0], [y[0], y[0]]
-    return Calibrator([float(v) for v in x], [float(v) for v in y], "binned-isotonic")
+        return base_rate_calibrator(outcome)
+    # A step per pool, flat from its lowest to its highest raw score (as isotonic regression is), so a
+    # score between two clusters is not given a rate interpolated from neither.
+    x: list[float] = []
+    y: list[float] = []
+    for n, pos, first, last in pools:
+        level = (pos + PRIOR_ROWS * base) / (n + PRIOR_ROWS)
+        x += [float(raw[int(first)]), float(raw[int(last)])]
+        y += [float(level), float(level)]
+    return Calibrator(x, y, "binned-isotonic")
+
+
+def _merge_indistinct(pools: list[list[int | float]]) -> list[list[int | float]]:
+    """Merge the adjacent pools whose rates differ least until every neighbouring pair differs by at
+    least MIN_STEP_Z standard errors. Rows are counted as n / DESIGN_EFFECT independent ones: long and
+    short rows of one bar, and bars whose label windows overlap, are far from independent. On data
+    without signal this leaves one level; a real step survives."""
+    pools = [list(p) for p in pools]
+    while len(pools) > 1:
+        z = []
+        for a, b in zip(pools, pools[1:], strict=False):
+            pa, pb = a[1] / a[0], b[1] / b[0]
+            pooled = (a[1] + b[1]) / (a[0] + b[0])
+            se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * DESIGN_EFFECT * (1 / a[0] + 1 / b[0]))
+            z.append((pb - pa) / se)
+        i = int(np.argmin(z))
+        if z[i] >= MIN_STEP_Z:
+            break
+        a, b = pools[i], pools.pop(i + 1)
+        pools[i] = [a[0] + b[0], a[1] + b[1], a[2], b[3]]
+    return pools
 
 
 def _smoothed_rate(outcome: np.ndarray) -> float:
