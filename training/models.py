@@ -26,7 +26,7 @@ from core.model.model_set import (
 )
 
 RANGE_QUANTILES = (0.005, 0.995)
-CALIBRATION_FRACTION = 0.2
+CALIBRATION_FRACTION = 0.35
 MIN_CALIBRATION_ROWS = 200
 MIN_TRAIN_ROWS = 200
 # Every calibrated probability is backed by at least this many calibration rows ...
