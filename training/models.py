@@ -1,7 +1,7 @@
 """Fitting one symbol's four LightGBM models and their probability calibration.
 
-Each classifier is calibrated on scores of the very booster that serves: it is fitted on the older 80 %
-of the rows, and a binned isotonic map with shrinkage is fitted on its raw scores over the newest 20 %
+Each classifier is calibrated on scores of the very booster that serves: it is fitted on the older 65 %
+of the rows, and a binned isotonic map with shrinkage is fitted on its raw scores over the newest 35 %
 (after a purge gap of the label horizon). The regressors are fitted on all rows. The fitted set is a
 `core.model.ModelSet`, the format the bot loads.
 """
@@ -189,7 +189,7 @@ def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Inde
     """The served classifiers and their maps: each booster is fitted on the older rows (the head) and its
     map on that same booster's raw scores over the newest rows (the tail), purged by the horizon.
 
-    Serving the head booster costs the classifiers the newest 20 % of the rows, but the map then
+    Serving the head booster costs the classifiers the newest 35 % of the rows, but the map then
     describes the model it is applied to; a map fitted on one booster and applied to another (refitted
     on all rows) would describe neither. Too short a tail: all rows train, and the map is the base rate."""
     positions = features.index.get_indexer(rows)
