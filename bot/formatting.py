@@ -67,6 +67,8 @@ def threshold_meaning_text(threshold: float, row: dict | None) -> str:
     if not row:
         return "Out of sample: no threshold statistics stored for this model (retrain)."
     at = row.get("threshold")
+    if row.get("lowest_tabulated"):
+        at = f"{at} (the lowest threshold tabulated)"
     if not row.get("count"):
         top = row.get("max_score")
         seen = f"; the highest score seen was {top:.0f}" if isinstance(top, int | float) else ""

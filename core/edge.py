@@ -59,14 +59,18 @@ def score_bucket(manifest: dict, score: float) -> dict | None:
 
 
 def threshold_stats(manifest: dict, threshold: float) -> dict | None:
-    """Stats of the largest stored threshold not above `threshold`, plus the highest score seen
-    (`max_score`); None when the model stores no thresholds."""
+    """Stats of the largest stored threshold not above `threshold` (below the lowest one: the lowest,
+    marked `lowest_tabulated`), plus the highest score seen (`max_score`); None when the model stores no
+    thresholds."""
     quality = (manifest.get("metrics") or {}).get("trade_quality") or {}
     rows = [r for r in quality.get("thresholds") or [] if isinstance(r.get("threshold"), int | float)]
-    below = [r for r in rows if r["threshold"] <= threshold]
-    if not below:
+    if not rows:
         return None
-    row = dict(max(below, key=lambda r: r["threshold"]))
+    below = [r for r in rows if r["threshold"] <= threshold]
+    if below:
+        row = dict(max(below, key=lambda r: r["threshold"]))
+    else:
+        row = {**min(rows, key=lambda r: r["threshold"]), "lowest_tabulated": True}
     top = quality.get("max_probability")
     row["max_score"] = round(100 * top, 1) if isinstance(top, int | float) else None
     return row

@@ -170,3 +170,5 @@ def test_score_and_threshold_meaning_texts() -> None:
     assert score_history_text(62, score_bucket(manifest, 62)) == (
         "score 62: in walk-forward testing, setups scoring 60–70 worked 54 % of the time (±3 %, n = 1,210)")
     assert score_bucket(manifest, 71) is None
+    assert "at ≥ 50 (the lowest threshold tabulated): 9.0 alerts per session" in threshold_meaning_text(
+        20, threshold_stats(manifest, 20))
