@@ -385,8 +385,9 @@ def _metric_summary(metrics: dict) -> str:
     for name, m in metrics.items():
         if not isinstance(m, dict):
             continue
-        if "auc" in m:
-            parts.append(f"{name} AUC {m['auc']:.3f} Brier {m.get('brier', float('nan')):.3f}")
+        if isinstance(m.get("auc"), int | float):
+            brier = m.get("brier")
+            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
         elif "mae_rel" in m:
             parts.append(f"{name} MAE/naive {m['mae_rel']:.2f}")
     return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
