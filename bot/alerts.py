@@ -23,6 +23,7 @@ from bot.reply import DeliveryError, Reply, Requester
 from bot.state import StateDB
 from core import calendar
 from core.clock import Clock, wall_clock
+from core.edge import edge_status
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,13 @@ class AlertEngine:
         return result
 
     async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult) -> None:
+        model = self.layer.services.registry.get(symbol)
+        if model is not None and not edge_status(model.manifest, self.settings.alerts_require_edge).alerts_enabled:
+            # the walk-forward showed no edge: an alert would be a coin flip presented as a signal
+            for sub in subs:
+                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
+                                       "reason": "no demonstrated edge"})
+            return
         try:
             reply, record = await self.layer.predict_reply(symbol, requested_by=None, now=at, source="scan")
         except (MarketDataError, TimeoutError) as exc:

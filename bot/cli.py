@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("symbol", nargs="?")
     b.add_argument("--chart", type=Path, metavar="PATH")
     b.add_argument("--json", action="store_true")
+    ev = sub.add_parser("evaluate", help="score the latest published model on the bars after its training window")
+    ev.add_argument("symbol", nargs="?")
+    ev.add_argument("--json", action="store_true")
     s = sub.add_parser("scan", help="run one alert scan now (or as if at --at)")
     s.add_argument("--once", action="store_true", required=True)
     s.add_argument("--at", metavar="ISO-TIME")
@@ -287,6 +290,25 @@ async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(f"cannot backtest {symbol}: {exc}") from None
 
 
+async def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.formatting import format_evaluation
+    from core.store import ModelNotFound
+    from core.stores import open_store
+    from training.evaluate import NothingToEvaluate, evaluate_symbol
+
+    symbol = _symbol(settings, args.symbol)
+    store, archive = open_store(settings)
+    try:
+        result = await evaluate_symbol(settings, store, archive, symbol,
+                                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except ModelNotFound:
+        raise CliError(f"no published model for {symbol} {settings.timeframe}: run `tradebot train`") from None
+    except NothingToEvaluate as exc:
+        raise CliError(f"cannot evaluate {symbol}: {exc}") from None
+    print(json.dumps(result) if args.json else format_evaluation(result))
+    return 0
+
+
 async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import scan_once
 
@@ -416,6 +438,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = 
     "predict": cmd_predict,
     "levels": cmd_levels,
     "backtest": cmd_backtest,
+    "evaluate": cmd_evaluate,
     "scan": cmd_scan,
     "performance": cmd_performance,
     "levels-history": cmd_levels_history,

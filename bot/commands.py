@@ -27,12 +27,14 @@ from bot.formatting import (
     format_prediction,
     mark_if_simulated,
     prediction_title,
+    threshold_meaning_text,
 )
 from bot.reply import Button, Reply, Requester
 from bot.scorecard import compute_scorecard, format_scorecard
 from bot.services import Services
 from bot.state import PredictionRow, StateDB
 from core import calendar
+from core.edge import edge_status, threshold_stats
 from core.predictor import UnknownSymbol
 from core.types import NY, MarketDataError
 
@@ -287,9 +289,18 @@ class CommandLayer:
         targets = self._targets(args[0] if args else None)
         for sym in targets:
             await asyncio.to_thread(self.state.subscribe, who.recipient, sym, threshold, guild_id=who.guild_id)
-        return Reply(f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
-                     f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown).",
-                     title="Subscribed")
+        lines = [f"Subscribed to {', '.join(targets)} alerts at quality score ≥ {threshold:g} during NYSE "
+                 f"hours (one alert per setup, {self.settings.alert_cooldown_minutes} min cooldown)."]
+        for sym in targets:  # what this threshold meant for each symbol's model, and whether it alerts
+            model = self.services.registry.get(sym)
+            if model is None:
+                lines.append(f"{sym}: no model loaded yet (run tradebot train).")
+                continue
+            warning = edge_status(model.manifest, self.settings.alerts_require_edge).warning
+            if warning:  # e.g. no demonstrated edge: alerts are paused, and why
+                lines.append(f"{sym}: {warning}.")
+            lines.append(f"{sym}: {threshold_meaning_text(threshold, threshold_stats(model.manifest, threshold))}")
+        return Reply("\n".join(lines), title="Subscribed")
 
     @handles("unsubscribe")
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
@@ -445,8 +456,9 @@ def _metric_summary(metrics: dict) -> str:
     for name, m in metrics.items():
         if not isinstance(m, dict):
             continue
-        if "auc" in m:
-            parts.append(f"{name} AUC {m['auc']:.3f} Brier {m.get('brier', float('nan')):.3f}")
+        if isinstance(m.get("auc"), int | float):
+            brier = m.get("brier")
+            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
         elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
             parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
     return "walk-forward: " + ("; ".join(parts) if parts else "n/a")

@@ -50,8 +50,51 @@ def age_text(trained_at: str, now: datetime) -> str:
     return f"{hours:.0f} h old" if hours < 48 else f"{hours / 24:.0f} days old"
 
 
+NO_SIDE = "no side favoured"
+
+
+def side_text(pred: Prediction) -> str:
+    return pred.direction.upper() if pred.side_favoured else NO_SIDE
+
+
 def prediction_title(pred: Prediction) -> str:
-    return f"{pred.symbol} {pred.direction.upper()} · score {pred.quality_score:.0f}/100"
+    return f"{pred.symbol} {side_text(pred)} · score {pred.quality_score:.0f}/100"
+
+
+def _interval_text(ci: object) -> str:
+    """'±3 %' from a [low, high] proportion interval (half its width), or ''."""
+    if isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+        return f"±{100 * (ci[1] - ci[0]) / 2:.0f} %"
+    return ""
+
+
+def score_history_text(score: float, row: dict | None) -> str | None:
+    """What a score meant in walk-forward testing, from its bucket's stats."""
+    if not row:
+        return None
+    low, high, n = row.get("low"), row.get("high"), row.get("count") or 0
+    if not n or row.get("precision") is None:
+        return (f"score {score:.0f}: in walk-forward testing no setup scored {low}–{high}; "
+                "nothing is known about this score")
+    spread = _interval_text(row.get("precision_ci95"))
+    return (f"score {score:.0f}: in walk-forward testing, setups scoring {low}–{high} worked "
+            f"{100 * row['precision']:.0f} % of the time ({spread + ', ' if spread else ''}n = {n:,})")
+
+
+def threshold_meaning_text(threshold: float, row: dict | None) -> str:
+    """What alerts at a threshold meant out of sample (row: core.edge.threshold_stats)."""
+    if not row:
+        return "Out of sample: no threshold statistics stored for this model (retrain)."
+    at = row.get("threshold")
+    if row.get("lowest_tabulated"):
+        at = f"{at} (the lowest threshold tabulated)"
+    if not row.get("count"):
+        top = row.get("max_score")
+        seen = f"; the highest score seen was {top:.0f}" if isinstance(top, int | float) else ""
+        return f"Out of sample at ≥ {at}: no setup ever scored that high{seen}, so no alert would have fired."
+    spread = _interval_text(row.get("precision_ci95"))
+    return (f"Out of sample at ≥ {at}: {row.get('per_session', 0):.1f} alerts per session, "
+            f"{100 * (row.get('precision') or 0):.0f} % worked{', ' + spread if spread else ''}.")
 
 
 def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime | None = None,
@@ -63,7 +106,8 @@ def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime |
     lines += [
         f"{pred.symbol} as of {pred.as_of.astimezone(NY):%a %d %b %Y %H:%M} ET · price {pred.price:.2f}"
         + (f" · VIX {pred.vix:.2f}" if pred.vix is not None else ""),
-        f"Trade quality: {pred.quality_score:.0f}/100 · direction {pred.direction.upper()}",
+        f"Trade quality: {pred.quality_score:.0f}/100 · "
+        + (f"direction {pred.direction.upper()}" if pred.side_favoured else NO_SIDE),
         f"Win probability: {100 * pred.win_probability:.0f}%",
         f"Next {horizon_minutes} min: high {pred.predicted_high:.2f} / low {pred.predicted_low:.2f}",
         f"Target {pred.target:.2f} · stop {pred.stop:.2f}",
@@ -73,6 +117,9 @@ def format_prediction(pred: Prediction, *, horizon_minutes: int, now: datetime |
     if full:
         lines.append(f"Call wall {_num(pred.call_wall)} · put wall {_num(pred.put_wall)} · "
                      f"zero gamma {_num(pred.zero_gamma)}")
+    history = score_history_text(pred.quality_score, pred.score_history)
+    if history:
+        lines.append(history)
     lines.append(f"Model {pred.model_version} ({age_text(pred.model_trained_at, now)}) · data: {pred.data_source}")
     for w in pred.warnings:
         lines.append(f"⚠ {w}")
@@ -180,14 +227,39 @@ def _fmt(value: object, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
+def _ci(value: object) -> str:
+    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+        return f"{value[0]:.2f}-{value[1]:.2f}"
+    return "-"
+
+
+def _at_80(m: dict) -> dict:
+    return next((r for r in m.get("thresholds") or [] if r.get("threshold") == 80), {})
+
+
 def _classifier_rows(models: dict[str, dict]) -> list[str]:
-    head = f"  {'classifier':<15}{'AUC':>7}{'Brier':>7}{'logloss':>8}{'base':>7}{'prec@80':>9}{'n@80':>6}"
+    head = (f"  {'classifier':<15}{'AUC':>7}{'AUC 95%':>11}{'Bskill':>8}{'Brier':>7}{'base':>7}{'max p':>7}"
+            f"{'prec@80':>9}{'95%':>11}{'n@80':>6}")
     rows = [head]
     for name, m in models.items():
-        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_fmt(m.get('brier')):>7}"
-                    f"{_fmt(m.get('log_loss')):>8}{_fmt(m.get('base_rate')):>7}"
-                    f"{_fmt(m.get('precision_at_80')):>9}{_fmt(m.get('count_at_80'), '{:d}'):>6}")
+        at80 = _at_80(m)
+        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_ci(m.get('auc_ci95')):>11}"
+                    f"{_fmt(m.get('brier_skill'), '{:+.3f}'):>8}{_fmt(m.get('brier')):>7}"
+                    f"{_fmt(m.get('base_rate')):>7}{_fmt(m.get('max_probability'), '{:.2f}'):>7}"
+                    f"{_fmt(m.get('precision_at_80')):>9}{_ci(at80.get('precision_ci95')):>11}"
+                    f"{_fmt(m.get('count_at_80'), '{:d}'):>6}")
     return rows
+
+
+def _direction_row(m: dict) -> str:
+    return f"  direction (picking the side): AUC {_fmt(m.get('auc'))}, 95% {_ci(m.get('auc_ci95'))}, n {m.get('n', 0):,}"
+
+
+def _edge_row(edge: dict | None) -> str:
+    if not isinstance(edge, dict):
+        return "  edge: not evaluated"
+    state = "alerts ENABLED" if edge.get("alerts_enabled") else "alerts DISABLED: no demonstrated edge"
+    return f"  edge: {state} ({'; '.join(edge.get('reasons') or [])})"
 
 
 def _regressor_rows(models: dict[str, dict]) -> list[str]:
@@ -218,10 +290,14 @@ def format_metrics_table(results: list, *, data_source: str) -> str:
         for warning in res.warnings:
             lines.append(f"  ~ {warning}")
         models = {k: v for k, v in (res.metrics or {}).items() if isinstance(v, dict)}
-        classifiers = {k: v for k, v in models.items() if "auc" in v or "brier" in v}
+        classifiers = {k: v for k, v in models.items() if ("auc" in v or "brier" in v) and k != "direction"}
         regressors = {k: v for k, v in models.items() if "mae" in v and k not in classifiers}
         if classifiers:
             lines += _classifier_rows(classifiers)
+        if isinstance((res.metrics or {}).get("direction"), dict):
+            lines.append(_direction_row(res.metrics["direction"]))
+        if res.metrics:
+            lines.append(_edge_row(getattr(res, "edge", None)))
         if regressors:
             lines += _regressor_rows(regressors)
     return "\n".join(lines).lstrip("\n")
@@ -272,4 +348,24 @@ def format_archive_report(report: ArchiveReport, *, limit: int = 10) -> str:
     section("bars the import rules now refuse", [f"{t:%Y-%m-%d %H:%M}: {why}" for t, why in report.refused])
     if report.refused:
         lines.append("repair: tradebot archive SYMBOL --drop FROM TO (whole sessions, ISO dates, inclusive)")
+    return "\n".join(lines)
+
+
+def format_evaluation(result: dict) -> str:
+    """`tradebot evaluate` as text: the published model scored after its training window."""
+    metrics = result.get("metrics") or {}
+    window = metrics.get("window") or {}
+    lines = []
+    if result.get("data_source") == "simulated":
+        lines.append(f"[{SIMULATED_BANNER}]")
+    lines.append(f"{result.get('symbol')} model {result.get('version')}, trained through "
+                 f"{str(window.get('trained_through', '?'))[:16]}, scored out of time on "
+                 f"{window.get('sessions', 0)} sessions, {window.get('bars', 0):,} bars "
+                 f"({str(window.get('start', '?'))[:10]}..{str(window.get('end', '?'))[:10]})")
+    classifiers = {k: v for k, v in metrics.items() if k in ("profit_target", "trade_quality")}
+    lines += _classifier_rows(classifiers)
+    if isinstance(metrics.get("direction"), dict):
+        lines.append(_direction_row(metrics["direction"]))
+    regressors = {k: v for k, v in metrics.items() if k in ("future_high", "future_low")}
+    lines += _regressor_rows(regressors)
     return "\n".join(lines)

@@ -51,23 +51,46 @@ class EquitySeries:
 
 
 def build_backtest_figure(calibration: Sequence[Mapping] | Mapping, equity: Sequence, *, title: str,
-                          data_source: str) -> Figure:
-    """The backtest chart as a Figure (for inspection in tests); `render_backtest_chart` encodes it."""
-    fig = build_scorecard_figure(parse_calibration(calibration), parse_equity(equity), title=title,
-                                 subtitle=f"data: {data_source}", height_in=style.TALL_IN)
+                          data_source: str, window: Mapping | None = None) -> Figure:
+    """The backtest chart as a Figure (for inspection in tests); `render_backtest_chart` encodes it.
+    A report's {"quality": rows, "win_probability": rows} gets a calibration panel for each; `window`
+    ({"start", "end"}, ISO) makes the equity axis span the whole evaluated period."""
+    if isinstance(calibration, Mapping) and calibration.get("quality"):
+        fig = _three_panel_figure(calibration, parse_equity(equity), title=title, subtitle=f"data: {data_source}",
+                                  window=window)
+    else:
+        fig = build_scorecard_figure(parse_calibration(calibration), parse_equity(equity), title=title,
+                                     subtitle=f"data: {data_source}", height_in=style.TALL_IN, window=window)
     style.maybe_watermark(fig, data_source)
     return fig
 
 
 def render_backtest_chart(calibration: Sequence[Mapping] | Mapping, equity: Sequence, *, title: str,
-                          data_source: str) -> bytes:
+                          data_source: str, window: Mapping | None = None) -> bytes:
     """PNG bytes (about 1080 x 1350): calibration by bucket and the equity curve in R."""
     with style.rendering():
-        return style.to_png(build_backtest_figure(calibration, equity, title=title, data_source=data_source))
+        return style.to_png(build_backtest_figure(calibration, equity, title=title, data_source=data_source,
+                                                  window=window))
+
+
+def _three_panel_figure(calibration: Mapping, equity: EquitySeries, *, title: str, subtitle: str,
+                        window: Mapping | None) -> Figure:
+    height_in = style.TALL_IN
+    fig = style.new_figure(height_in=height_in)
+    style.add_title(fig, title, subtitle)
+    top_in, bottom_in, gap_in, left, width = 1.65, 0.85, 1.2, 0.14, 0.80
+    panel_in = (height_in - top_in - bottom_in - 2 * gap_in) / 3
+    axes = [fig.add_axes((left, (bottom_in + k * (panel_in + gap_in)) / height_in, width, panel_in / height_in))
+            for k in (2, 1, 0)]
+    draw_calibration(axes[0], parse_calibration(calibration.get("quality") or []),
+                     title="Trade quality: predicted vs realised", what="quality")
+    draw_calibration(axes[1], parse_calibration(calibration.get("win_probability") or []))
+    draw_equity(axes[2], equity, window=window)
+    return fig
 
 
 def build_scorecard_figure(points: list[CalibrationPoint], equity: EquitySeries, *, title: str,
-                           subtitle: str | None, height_in: float) -> Figure:
+                           subtitle: str | None, height_in: float, window: Mapping | None = None) -> Figure:
     """Title, calibration panel on top, equity panel below; panel sizes fixed in inches so the backtest
     (tall) and performance (square) charts share one look."""
     fig = style.new_figure(height_in=height_in)
@@ -77,7 +100,7 @@ def build_scorecard_figure(points: list[CalibrationPoint], equity: EquitySeries,
     calib_ax = fig.add_axes((left, (bottom_in + panel_in + gap_in) / height_in, width, panel_in / height_in))
     equity_ax = fig.add_axes((left, bottom_in / height_in, width, panel_in / height_in))
     draw_calibration(calib_ax, points)
-    draw_equity(equity_ax, equity)
+    draw_equity(equity_ax, equity, window=window)
     return fig
 
 
@@ -137,10 +160,10 @@ def parse_equity(points: Sequence) -> EquitySeries:
     return EquitySeries(times if dated else None, series)
 
 
-def draw_calibration(ax: Axes, points: list[CalibrationPoint]) -> None:
+def draw_calibration(ax: Axes, points: list[CalibrationPoint], *, title: str = "Win rate: predicted vs realised",
+                     what: str = "win") -> None:
     style.style_axes(ax)
-    ax.set_title("Win rate: predicted vs realised", color=style.TEXT, fontsize=style.FS_LABEL, loc="left",
-                 fontweight="bold", pad=10)
+    ax.set_title(title, color=style.TEXT, fontsize=style.FS_LABEL, loc="left", fontweight="bold", pad=10)
     if not points:
         style.empty_message(ax, "No alerts", "nothing to calibrate yet")
         return
@@ -154,16 +177,42 @@ def draw_calibration(ax: Axes, points: list[CalibrationPoint]) -> None:
     ax.plot(pred, real, color=style.BLUE, linewidth=3, zorder=2)
     sizes = 120 + 700 * counts / counts.max() if counts.max() > 0 else np.full(len(points), 200.0)
     ax.scatter(pred, real, s=sizes, color=style.BLUE, edgecolors=style.TEXT, linewidths=1.5, zorder=3)
-    for x, y, n in zip(pred, real, counts, strict=True):
-        ax.annotate(f"n={int(n)}", (x, y), xytext=(12, -22), textcoords="offset points", color=style.TEXT,
+    for x, y, n, dy in zip(pred, real, counts, _label_offsets(pred, 100 - lo), strict=True):
+        if dy is None:  # too close to a labelled neighbour: its count would print on top of another
+            continue
+        ax.annotate(f"n={int(n)}", (x, y), xytext=(12, dy), textcoords="offset points", color=style.TEXT,
                     fontsize=style.FS_SMALL, annotation_clip=False)
-    ax.set_xlabel("predicted win %", color=style.MUTED, fontsize=style.FS_SMALL)
-    ax.set_ylabel("realised win %", color=style.MUTED, fontsize=style.FS_SMALL)
+    ax.set_xlabel(f"predicted {what} %", color=style.MUTED, fontsize=style.FS_SMALL)
+    ax.set_ylabel(f"realised {what} %", color=style.MUTED, fontsize=style.FS_SMALL)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
 
 
-def draw_equity(ax: Axes, equity: EquitySeries) -> None:
+def _label_offsets(x: np.ndarray, span: float) -> list[float | None]:
+    """Vertical offsets (points) of the n= labels, left to right: below, then above the next point when
+    the two are close, and none for a third point crowded into the same place."""
+    out: list[float | None] = []
+    min_gap = span / 9  # about the width of an "n=1234" label on this panel
+    last_x = {-22.0: -math.inf, 16.0: -math.inf}
+    for xi in x:
+        for dy in (-22.0, 16.0):
+            if xi - last_x[dy] >= min_gap:
+                out.append(dy)
+                last_x[dy] = xi
+                break
+        else:
+            out.append(None)
+    return out
+
+
+def _r_label(v: float, _pos: object = None) -> str:
+    """'+1.5R', '-2R', '0': as many decimals as the tick needs, so no two ticks print alike."""
+    if abs(v) < 1e-9:
+        return "0"
+    return f"{v:+.2f}".rstrip("0").rstrip(".") + "R"
+
+
+def draw_equity(ax: Axes, equity: EquitySeries, *, window: Mapping | None = None) -> None:
     style.style_axes(ax)
     values = equity.cumulative_r
     if values.size == 0:
@@ -197,8 +246,18 @@ def draw_equity(ax: Axes, equity: EquitySeries) -> None:
     ax.fill_between(x, values, 0, where=values < 0, interpolate=True, color=style.RED, alpha=0.25, linewidth=0)
     ax.plot(x, values, color=style.BLUE, linewidth=3, zorder=3, marker="o" if x.size < 30 else None,
             markersize=7)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
-    ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:+.0f}R" if v else "0")
+    span = _window_span(window) if equity.times is not None else None
+    if span is not None:
+        ax.set_xlim(*mdates.date2num(span))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    ax.yaxis.set_major_formatter(_r_label)
+
+
+def _window_span(window: Mapping | None) -> tuple[datetime, datetime] | None:
+    if not isinstance(window, Mapping):
+        return None
+    start, end = _as_datetime(window.get("start")), _as_datetime(window.get("end"))
+    return (start, end) if start is not None and end is not None and end > start else None
 
 
 def _as_datetime(value: object) -> datetime | None:

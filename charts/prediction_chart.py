@@ -309,8 +309,12 @@ def _time_ticks(index: pd.DatetimeIndex, bar_minutes: int, x_max: float) -> list
 def _draw_score_panel(fig: Figure, pred: Prediction, threshold: float | None, off_chart: list[str]) -> None:
     left, right, top = 0.06, 0.94, 0.252
     long = pred.direction == "long"
-    fig.text(left, top, "▲ LONG" if long else "▼ SHORT", color=style.GREEN if long else style.RED,
-             fontsize=style.FS_BIG, fontweight="bold", va="top", parse_math=False)
+    if getattr(pred, "side_favoured", True):
+        fig.text(left, top, "▲ LONG" if long else "▼ SHORT", color=style.GREEN if long else style.RED,
+                 fontsize=style.FS_BIG, fontweight="bold", va="top", parse_math=False)
+    else:  # the model cannot tell the sides apart here: no big arrow that suggests it can
+        fig.text(left, top, "no side favoured", color=style.MUTED, fontsize=style.FS_BIG, va="top",
+                 parse_math=False)
     win = float(pred.win_probability) if _is_finite(pred.win_probability) else float("nan")
     win = win / 100.0 if win > 1.0 else win
     win_text = f"Win prob {win * 100:.0f}%" if math.isfinite(win) else "Win prob n/a"

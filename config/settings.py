@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Alerts and bot
     alert_threshold: float = Field(default=80.0, ge=0, le=100)
     alert_cooldown_minutes: int = Field(default=30, ge=0, le=1440)
+    # Alerts only for symbols whose model showed an out-of-sample edge (manifest "edge"); false overrides.
+    alerts_require_edge: bool = True
+    # Round-trip cost per share the backtest charges each trade, in dollars.
+    backtest_cost_per_share: float = Field(default=0.01, ge=0, le=10)
     command_rate_per_minute: int = Field(default=10, gt=0, le=1000)
     # a refused chat (not allowed, or over its rate) hears why at most once in this many minutes
     refusal_reply_minutes: float = Field(default=10, gt=0, le=1440)
@@ -169,7 +173,7 @@ class Settings(BaseSettings):
         return None if value is None else value.strip()
 
     @field_validator("target_atr", "stop_atr", "quality_r", "quality_min_move_atr", "alert_threshold",
-                     "publish_margin", "import_max_jump", mode="before")
+                     "publish_margin", "import_max_jump", "backtest_cost_per_share", mode="before")
     @classmethod
     def _finite(cls, value: object) -> object:
         # before the range checks: NaN fails every comparison, which pydantic reports as "should be <= 100"

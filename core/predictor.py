@@ -19,6 +19,7 @@ import pandas as pd
 from config import Settings
 from core import calendar
 from core.bar_cache import BarCache
+from core.edge import edge_status, score_bucket, side_favoured
 from core.marketdata import MarketDataProvider
 from core.model.features import FEATURE_NAMES, atr, build_features
 from core.model.model_set import features_out_of_range
@@ -174,11 +175,15 @@ class Predictor:
         vix = float(bars["vix"].iloc[-1]) if math.isfinite(bars["vix"].iloc[-1]) else None
 
         warnings = list(warnings) + self._guards(model, last, now, as_of)
+        edge = edge_status(model.manifest, s.alerts_require_edge)
+        if edge.warning:
+            warnings.insert(0, edge.warning)
+        quality_score = round(100.0 * min(max(quality, 0.0), 1.0), 1)
         support = levels.vanna_support if levels else []
         resistance = levels.vanna_resistance if levels else []
         return Prediction(
             symbol=symbol, as_of=as_of, price=price, vix=vix, direction=direction,
-            quality_score=round(100.0 * min(max(quality, 0.0), 1.0), 1),
+            quality_score=quality_score,
             win_probability=min(max(win, 0.0), 1.0),
             predicted_high=price * (1.0 + max(float(out["fut_high_ret"]), 0.0)),
             predicted_low=price * (1.0 + min(float(out["fut_low_ret"]), 0.0)),
@@ -192,6 +197,9 @@ class Predictor:
             model_trained_at=model.manifest.get("trained_at", ""),
             data_source=self.provider.source,
             warnings=warnings,
+            side_favoured=side_favoured(model.manifest, float(out["quality_long"]), float(out["quality_short"])),
+            alerts_enabled=edge.alerts_enabled,
+            score_history=score_bucket(model.manifest, quality_score),
         )
 
     def _model_outputs(self, symbol: str, model: LoadedModel,

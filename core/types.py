@@ -127,6 +127,12 @@ class Prediction:
     model_trained_at: str
     data_source: str
     warnings: list[str] = field(default_factory=list)
+    # False: the model has not shown it can pick the side, or the two sides score alike
+    side_favoured: bool = True
+    # False: scans send no alerts for this symbol (no demonstrated edge and ALERTS_REQUIRE_EDGE)
+    alerts_enabled: bool = True
+    # walk-forward stats of the trade-quality bucket this score falls in ({"low", "high", "count", ...})
+    score_history: dict | None = None
 
     def to_dict(self) -> dict[str, object]:
         def r(x: float | None, nd: int = 2) -> float | None:
@@ -153,6 +159,9 @@ class Prediction:
             "model_trained_at": self.model_trained_at,
             "data_source": self.data_source,
             "warnings": list(self.warnings),
+            "side_favoured": self.side_favoured,
+            "alerts_enabled": self.alerts_enabled,
+            "score_history": self.score_history,
         }
 
 

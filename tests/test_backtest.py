@@ -47,10 +47,40 @@ def test_alerts_hit_rate_and_equity() -> None:
     json.dumps(report)
 
 
-def test_cooldown_thins_repeated_alerts() -> None:
+def test_cooldown_is_per_direction_and_session_as_live() -> None:
     oos, labels = frames()
-    report = run_backtest(oos, labels, threshold=80, cooldown=pd.Timedelta(minutes=10))
-    assert report["alerts"] == 2  # 10:00 and 10:15; 10:05 is inside the cooldown
+    # 10:00 long, 10:05 short (the other direction: not held back), 10:15 long (15 min after 10:00)
+    assert run_backtest(oos, labels, threshold=80, cooldown=pd.Timedelta(minutes=10))["alerts"] == 3
+    # 20 min: the 10:15 long is inside the 10:00 long's cooldown; the short still fires
+    report = run_backtest(oos, labels, threshold=80, cooldown=pd.Timedelta(minutes=20))
+    assert report["alerts"] == 2 and report["long_alerts"] == 1 and report["short_alerts"] == 1
+
+
+def test_cooldown_restarts_each_session() -> None:
+    oos, labels = frames()
+    shifted = oos.index.where(oos.index < oos.index[3], oos.index + pd.Timedelta(days=1))
+    oos.index = labels.index = pd.DatetimeIndex(shifted, name="time")
+    # the 10:15 long moved to the next session: a full day's cooldown does not reach it
+    assert run_backtest(oos, labels, threshold=80, cooldown=pd.Timedelta(hours=23))["long_alerts"] == 2
+
+
+def test_costs_are_charged_in_r_and_the_mean_has_a_session_interval() -> None:
+    oos, labels = frames()
+    risk = pd.Series(0.5, index=oos.index)  # 1R = $0.50 a share, so $0.05 round trip costs 0.1R
+    report = run_backtest(oos, labels, threshold=80, cost_per_share=0.05, risk_per_share=risk)
+    assert report["avg_gross_r"] == pytest.approx(1 / 3, abs=1e-4)
+    assert report["avg_cost_r"] == pytest.approx(0.1, abs=1e-4)
+    assert report["avg_r"] == pytest.approx(1 / 3 - 0.1, abs=1e-4)
+    assert report["avg_r_ci95"] is None  # one session: no interval can be resampled
+    idx = pd.date_range("2024-03-04 10:00", periods=40, freq="1D", tz="America/New_York", name="time")
+    many = pd.concat([oos.iloc[[0]]] * 40).set_axis(idx)
+    outcomes = labels.iloc[[0]].copy()
+    lab = pd.concat([outcomes] * 40).set_axis(idx)
+    lab["outcome_r_long"] = np.tile([1.0, -1.0], 20)
+    ci = run_backtest(many, lab, threshold=80)["avg_r_ci95"]
+    assert ci[0] < 0 < ci[1]
+    # +1, -1, +1: a positive mean whose interval reaches below zero is no demonstrated edge
+    assert run_backtest(many.iloc[:3], lab.iloc[:3], threshold=80)["verdict"].startswith("no demonstrated edge")
 
 
 def test_zero_alerts_still_reports() -> None:

@@ -10,8 +10,9 @@ import struct
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
+import matplotlib.dates as mdates
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -372,3 +373,39 @@ def test_no_band_is_drawn_past_the_close():
     assert any_text(at_close, "no forecast past the close") and not any_text(at_close, "Pred hi")
     before = predict_fig(bars.iloc[:-1], fx.prediction(bars.iloc[:-1]))  # made at 15:55: one bar left
     assert any_text(before, "next 5 min") and any_text(before, "Pred hi")
+
+
+def _tick_labels(ax) -> list[str]:
+    ax.figure.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+
+
+def test_backtest_chart_has_both_calibration_panels_and_distinct_r_ticks():
+    calibration = {"win_probability": fx.calibration_rows(),
+                   "quality": [{"predicted": 0.62, "realised": 0.60, "count": 500},
+                               {"predicted": 0.81, "realised": 0.79, "count": 77}]}
+    t0 = datetime(2026, 8, 3, 10, 0, tzinfo=NY)
+    curve = [{"time": (t0 + timedelta(days=i)).isoformat(), "cum_r": v}
+             for i, v in enumerate([0.4, 0.9, 0.5, 1.3, 0.8])]  # a range of about 1R: ticks every 0.2R
+    fig = build_backtest_figure(calibration, curve, title="report", data_source="tradier",
+                                window={"start": "2026-06-01T09:30:00-04:00", "end": "2026-11-20T16:00:00-05:00"})
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert any("Trade quality" in t for t in titles) and any("Win rate" in t for t in titles)
+    assert any_text(fig, "n=500") and any_text(fig, "n=41")
+    equity_ax = next(ax for ax in fig.axes if ax.get_title(loc="left").startswith("Equity"))
+    labels = _tick_labels(equity_ax)
+    assert len(labels) == len(set(labels)) >= 3, labels  # "+0R" twice was the old rounding
+    lo, hi = equity_ax.get_xlim()  # the axis spans the evaluated window, not just the alerts
+    assert mdates.num2date(lo).date() == date(2026, 6, 1) and mdates.num2date(hi).date() == date(2026, 11, 20)
+
+
+def test_calibration_n_labels_do_not_pile_up():
+    crowded = [{"predicted": p, "realised": p, "count": 300} for p in (0.60, 0.605, 0.61, 0.615, 0.80)]
+    fig = build_backtest_figure(crowded, [], title="crowded", data_source="tradier")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_text().startswith("n=")]
+    assert 2 <= len(boxes) < 5  # a label too close to two labelled neighbours is left out
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b)

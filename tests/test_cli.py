@@ -22,7 +22,7 @@ from tests.fakes.synthetic_bars import random_walk_bars
 PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_score", "win_probability",
                    "predicted_high", "predicted_low", "target", "stop", "vanna_support", "vanna_resistance",
                    "call_wall", "put_wall", "zero_gamma", "model_version", "model_trained_at", "data_source",
-                   "warnings"}
+                   "warnings", "side_favoured", "alerts_enabled", "score_history"}
 LEVELS_KEYS = {"symbol", "as_of", "spot", "convention", "expirations", "strikes", "call_wall", "put_wall",
                "zero_gamma", "vanna_support", "vanna_resistance", "skipped", "data_source", "other_convention"}
 STRIKE_KEYS = {"strike", "call_oi", "put_oi", "call_gex", "put_gex", "net_gex", "call_vex", "put_vex", "net_vex"}
@@ -104,7 +104,8 @@ def test_backtest_reports_and_draws(cli_env, capsys):
     chart = cli_env / "bt" / "spy.png"
     assert main(["backtest", "SPY", "--chart", str(chart)]) == 0
     out = capsys.readouterr().out
-    for label in ("alerts:", "hit rate:", "average R:", "verdict:", "calibration of win probability"):
+    for label in ("alerts:", "hit rate:", "average R after costs:", "average R, 95% session-bootstrap interval:",
+                  "cost per share", "verdict:", "calibration of win probability"):
         assert label in out, out
     assert out.startswith("[SIMULATED DATA")
     assert png_size(chart.read_bytes())[0] > 1000
@@ -122,7 +123,7 @@ def test_backtest_reports_even_without_an_edge(cli_env, monkeypatch, capsys):
     monkeypatch.setenv("MARKET_DATA", f"csv:{cli_env / 'SPY.csv'}")
     assert main(["backtest", "SPY", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {"alerts", "hit_rate", "avg_r", "calibration", "verdict"} <= set(report)
+    assert {"alerts", "hit_rate", "avg_r", "avg_r_ci95", "cost_per_share", "calibration", "verdict"} <= set(report)
     assert isinstance(report["verdict"], str) and report["calibration"]["win_probability"]
     assert (report["hit_rate"] is None) == (report["alerts"] == 0)
 
@@ -135,7 +136,7 @@ def test_backtest_text_without_alerts_still_reports():
               "calibration": {"win_probability": [{"decile": 1, "predicted": 0.42, "realised": 0.4, "count": 90}],
                               "quality": []}}
     text = format_backtest(report, symbol="SPY", data_source="csv")
-    assert "alerts: 0" in text and "hit rate: n/a" in text and "average R: n/a" in text
+    assert "alerts: 0" in text and "hit rate: n/a" in text and "average R after costs: n/a" in text
     assert "no alerts at score >= 80" in text and "42.0%" in text and "SIMULATED" not in text
 
 

@@ -23,7 +23,7 @@ from core.model.model_set import (
     features_out_of_range,
 )
 from tests.fakes.synthetic_bars import planted_pattern_bars
-from training.gate import check_gate
+from training.gate import check_gate, edge_verdict, method_change
 from training.labels import build_labels
 from training.models import TrainingDataError, fit_calibrator, fit_model_set
 
@@ -55,7 +55,7 @@ def test_predictions_are_calibrated_probabilities(models: ModelSet, data) -> Non
     probs = pred[["win_long", "win_short", "quality_long", "quality_short"]].to_numpy()
     assert np.isfinite(probs).all() and (probs >= 0).all() and (probs <= 1).all()
     assert set(models.boosters) == {"future_high", "future_low", "profit_target", "trade_quality"}
-    assert all(c.kind == "isotonic" for c in models.calibrators.values())
+    assert all(c.kind == "binned-isotonic" for c in models.calibrators.values())
     # the regressors know which way the excursions point
     assert (pred["fut_high_ret"].median() > 0) and (pred["fut_low_ret"].median() < 0)
 
@@ -121,7 +121,52 @@ def test_calibrator_is_monotone_and_round_trips() -> None:
     assert out[50] == pytest.approx(0.25, abs=0.06)
     again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert np.array_equal(again.apply(grid), out)
-    assert fit_calibrator(raw[:10], outcome[:10]).kind == "identity"
+    assert fit_calibrator(raw[:10], outcome[:10]).kind == "constant"
+
+
+def test_calibration_with_few_extreme_rows_never_gives_0_or_1() -> None:
+    # 12,000 noise rows plus a handful of extreme raw scores that all came true (or all failed): a
+    # plain isotonic map puts probability 1.0 (0.0) on those 4 rows; this one may not.
+    rng = np.random.default_rng(1)
+    raw = np.r_[rng.uniform(0.3, 0.7, 12000), [0.99] * 4, [0.01] * 4]
+    outcome = np.r_[(rng.uniform(0, 1, 12000) < 0.5).astype(float), [1.0] * 4, [0.0] * 4]
+    cal = fit_calibrator(raw, outcome)
+    out = cal.apply(np.r_[np.linspace(0, 1, 101), 0.99, 1.0])
+    assert 0.0 < out.min() and out.max() < 1.0
+    assert out.max() < 0.6  # the 4 lucky rows do not lift the top: every level rests on >= 200 rows
+    # even a single class, or no rows, gives a smoothed rate strictly inside (0, 1)
+    for y in (np.ones(500), np.zeros(500), np.array([])):
+        level = fit_calibrator(np.linspace(0, 1, len(y)), y).apply(np.array([0.0, 1.0]))
+        assert ((0 < level) & (level < 1)).all()
+
+
+def test_every_calibration_level_rests_on_the_minimum_bucket() -> None:
+    from training.models import MIN_BUCKET_ROWS
+
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(0, 1, 3000)
+    outcome = (rng.uniform(0, 1, 3000) < raw).astype(float)
+    cal = fit_calibrator(raw, outcome)
+    assert len(cal.x) <= 3000 // MIN_BUCKET_ROWS
+    for lo, hi in zip(cal.x, cal.x[1:], strict=False):  # knots are pool centres, >= a bucket apart
+        assert ((raw >= lo) & (raw <= hi)).sum() >= MIN_BUCKET_ROWS // 2
+
+
+def test_served_classifier_is_the_one_its_map_was_fitted_on(data) -> None:
+    # The map must describe the booster it is applied to: refitting it on the SERVED booster's raw
+    # scores over the calibration tail gives the stored map exactly (a booster refitted on all rows
+    # after the map was made would give other scores, and another map).
+    from training.models import CALIBRATION_FRACTION, _stack_sides, _stacked_target, usable_rows
+
+    features, labels = data
+    m = fit_model_set(features, labels, PARAMS, seed=0, num_trees=40)
+    rows = usable_rows(features, labels)
+    tail = rows[-int(len(rows) * CALIBRATION_FRACTION):]
+    for name, stem in (("profit_target", "win"), ("trade_quality", "quality")):
+        raw = m.boosters[name].predict(_stack_sides(features.loc[tail]).to_numpy())
+        again = fit_calibrator(raw, _stacked_target(labels.loc[tail], stem))
+        assert again.to_dict() == m.calibrators[name].to_dict(), name
+    assert m.training_params["calibration_method"].endswith("head-booster")
 
 
 def test_too_little_data_is_a_clear_error(data) -> None:
@@ -179,3 +224,24 @@ def test_gate_refuses_a_metric_that_could_not_be_computed() -> None:
     new["profit_target"]["auc"] = None
     ok, reasons = check_gate(new, metrics(), 0.02)
     assert not ok and "profit_target AUC could not be computed" in reasons[0]
+
+
+
+def test_edge_verdict_needs_the_whole_auc_interval_above_half_and_positive_skill() -> None:
+    good = {"trade_quality": {"auc": 0.62, "auc_ci95": [0.58, 0.66], "brier_skill": 0.03}}
+    assert edge_verdict(good)["alerts_enabled"] is True
+    straddles = {"trade_quality": {"auc": 0.52, "auc_ci95": [0.49, 0.55], "brier_skill": 0.01}}
+    verdict = edge_verdict(straddles)
+    assert verdict["alerts_enabled"] is False and "not above 0.5" in verdict["reasons"][0]
+    no_skill = {"trade_quality": {"auc": 0.62, "auc_ci95": [0.58, 0.66], "brier_skill": -0.001}}
+    assert edge_verdict(no_skill)["alerts_enabled"] is False
+    assert edge_verdict({})["alerts_enabled"] is False
+
+
+def test_gate_comparison_is_skipped_across_a_change_of_method() -> None:
+    new = {"calibration_method": "binned-isotonic-shrunk/head-booster", "label_params": PARAMS.to_dict()}
+    assert method_change(new, None) is None
+    assert method_change(new, dict(new)) is None
+    assert "calibration changed" in method_change(new, {"label_params": PARAMS.to_dict()})
+    other = {**new, "label_params": {**PARAMS.to_dict(), "horizon_bars": 6}}
+    assert "label parameters changed" in method_change(new, other)

@@ -19,7 +19,7 @@ from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, FixedClock, base_setti
 PREDICTION_KEYS = {"symbol", "as_of", "price", "vix", "direction", "quality_score", "win_probability",
                    "predicted_high", "predicted_low", "target", "stop", "vanna_support", "vanna_resistance",
                    "call_wall", "put_wall", "zero_gamma", "model_version", "model_trained_at", "data_source",
-                   "warnings"}
+                   "warnings", "side_favoured", "alerts_enabled", "score_history"}
 
 
 class ChainDown(SimulatedProvider):

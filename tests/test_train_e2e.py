@@ -112,13 +112,33 @@ def test_train_into_s3_publishes_lists_and_loads(tmp_path, monkeypatch, capsys, 
     assert report.loaded == {"SPY": loaded.version} and report.ok
 
 
-def _publish_unbeatable(store: ModelStore) -> str:
-    """A published version whose metrics no new training can reach (the gate only reads metrics)."""
+def _publish_unbeatable(store: ModelStore, *, same_method: bool = True) -> str:
+    """A published version whose metrics no new training can reach (the gate only reads metrics and
+    the method: labels and calibration); `same_method=False` is a set from before the edge gate."""
+    from core.model.model_set import LabelParams
+    from training.models import CALIBRATION_METHOD
+
     perfect = {"auc": 0.99, "brier": 0.01}
     metrics = {"profit_target": perfect, "trade_quality": perfect,
                "future_high": {"relative_mae": 0.05}, "future_low": {"relative_mae": 0.05}}
-    manifest = {"trained_at": "2026-11-20T11:00:00+00:00", "data_source": "simulated", "metrics": metrics}
+    manifest = {"trained_at": "2026-11-20T11:00:00+00:00", "data_source": "simulated", "metrics": metrics,
+                "label_params": LabelParams().to_dict()}
+    if same_method:
+        manifest["calibration_method"] = CALIBRATION_METHOD
     return store.publish("SPY", "5min", {"model_meta.json": b"{}"}, manifest)
+
+
+def test_a_set_made_with_another_method_is_not_a_yardstick(tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, tmp_path, TRAIN_DAYS="25")
+    store = _store(str(tmp_path / "models"))
+    old = _publish_unbeatable(store, same_method=False)
+    assert main(["train", "--symbol", "SPY"]) == 0
+    out = capsys.readouterr().out
+    assert "calibration changed" in out and "gate comparison skipped" in out
+    new = store.load("SPY", "5min")
+    assert new.version != old and new.manifest["gate"]["compared"] is False
+    assert "calibration changed" in new.manifest["gate"]["note"]
+    assert set(new.manifest["edge"]) == {"alerts_enabled", "reasons"}
 
 
 def test_publish_gate_refuses_worse_models_and_force_overrides(tmp_path, monkeypatch, capsys):

@@ -20,7 +20,9 @@ from training.walkforward import evaluate_walk_forward
 REPORT_LINES = (
     ("bars", "out-of-sample bars"), ("threshold", "alert threshold"), ("alerts", "alerts"),
     ("long_alerts", "long alerts"), ("short_alerts", "short alerts"), ("hit_rate", "hit rate"),
-    ("avg_r", "average R"), ("total_r", "total R"), ("max_drawdown_r", "max drawdown R"),
+    ("avg_r", "average R after costs"), ("avg_r_ci95", "average R, 95% session-bootstrap interval"),
+    ("avg_gross_r", "average R before costs"), ("cost_per_share", "cost per share (round trip, $)"),
+    ("avg_cost_r", "average cost R"), ("total_r", "total R"), ("max_drawdown_r", "max drawdown R"),
     ("verdict", "verdict"),
 )
 
@@ -33,7 +35,10 @@ def format_backtest(report: dict, *, symbol: str, data_source: str) -> str:
     for key, label in REPORT_LINES:
         if key in report:
             val = report[key]
-            shown = f"{val:.3f}" if isinstance(val, float) else "n/a" if val is None else val
+            if isinstance(val, list) and len(val) == 2:
+                shown = f"[{val[0]:+.3f}, {val[1]:+.3f}]"
+            else:
+                shown = f"{val:.3f}" if isinstance(val, float) else "n/a" if val is None else val
             lines.append(f"  {label}: {shown}")
     cal = report.get("calibration") or {}
     # run_backtest gives one table per probability ({"win_probability": rows, "quality": rows}).
@@ -73,7 +78,9 @@ async def run_symbol_backtest(settings: Settings, archive: BarArchive, symbol: s
         labels = build_labels(bars, params, atr(bars))
         wf = evaluate_walk_forward(features, labels, params)
         return run_backtest(wf.oos, labels, threshold=settings.alert_threshold,
-                            cooldown=pd.Timedelta(minutes=settings.alert_cooldown_minutes))
+                            cooldown=pd.Timedelta(minutes=settings.alert_cooldown_minutes),
+                            cost_per_share=settings.backtest_cost_per_share,
+                            risk_per_share=params.stop_atr * atr(bars))
 
     report = await asyncio.to_thread(compute)
     if as_json:
@@ -84,7 +91,8 @@ async def run_symbol_backtest(settings: Settings, archive: BarArchive, symbol: s
         from charts.backtest_chart import render_backtest_chart
 
         png = render_backtest_chart(report.get("calibration", []), report.get("equity_curve", []),
-                                    title=f"{symbol} walk-forward backtest", data_source=provider.source)
+                                    title=f"{symbol} walk-forward backtest", data_source=provider.source,
+                                    window=report.get("window"))
         chart.parent.mkdir(parents=True, exist_ok=True)
         chart.write_bytes(png)
         print(f"Chart: {chart}")

@@ -43,3 +43,39 @@ def check_gate(new_metrics: dict, published_metrics: dict | None, margin: float)
         elif not higher_better and new > old + margin:
             reasons.append(f"{model} {label} {new:.3f} > published {old:.3f} + {margin:g}")
     return not reasons, reasons
+
+
+def edge_verdict(metrics: dict) -> dict:
+    """`{"alerts_enabled", "reasons"}`: alerts only where the out-of-sample evidence shows an edge. The
+    rule is per model: the trade-quality classifier's AUC interval lies entirely above 0.5 and its Brier
+    skill (against the training base rate) is positive. Reasons say what failed, or what held."""
+    quality = metrics.get("trade_quality") or {}
+    ci = quality.get("auc_ci95")
+    skill = _value(metrics, "trade_quality", "brier_skill")
+    auc = _value(metrics, "trade_quality", "auc")
+    reasons: list[str] = []
+    auc_text = f"trade_quality AUC {auc:.3f}" if auc is not None else "trade_quality AUC n/a"
+    if not (isinstance(ci, list | tuple) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci)):
+        reasons.append(f"{auc_text}: no interval could be computed")
+        ci_ok = False
+    else:
+        ci_ok = float(ci[0]) > 0.5
+        relation = "above" if ci_ok else "not above"
+        reasons.append(f"{auc_text}, 95% interval [{ci[0]:.3f}, {ci[1]:.3f}] {relation} 0.5")
+    skill_ok = skill is not None and skill > 0
+    reasons.append(f"trade_quality Brier skill {skill:+.4f}" if skill is not None
+                   else "trade_quality Brier skill n/a")
+    return {"alerts_enabled": bool(ci_ok and skill_ok), "reasons": reasons}
+
+
+def method_change(new_manifest: dict, published_manifest: dict | None) -> str | None:
+    """Why the published set cannot be compared with the new one (other labels or calibration), or None."""
+    if not published_manifest:
+        return None
+    old_method = published_manifest.get("calibration_method")
+    if old_method != new_manifest.get("calibration_method"):
+        return (f"calibration changed ({old_method or 'unrecorded'} -> {new_manifest.get('calibration_method')}): "
+                "gate comparison skipped")
+    if published_manifest.get("label_params") != new_manifest.get("label_params"):
+        return "label parameters changed: gate comparison skipped"
+    return None

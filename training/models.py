@@ -1,16 +1,18 @@
 """Fitting one symbol's four LightGBM models and their probability calibration.
 
-Probabilities are calibrated out of sample: a copy of each classifier is fitted on the older part of the
-data, and an isotonic map is fitted on its raw scores over the newest part (after a purge gap of the
-label horizon). The fitted set is a `core.model.ModelSet`, the format the bot loads.
+Each classifier is calibrated on scores of the very booster that serves: it is fitted on the older 65 %
+of the rows, and a binned isotonic map with shrinkage is fitted on its raw scores over the newest 35 %
+(after a purge gap of the label horizon). The regressors are fitted on all rows. The fitted set is a
+`core.model.ModelSet`, the format the bot loads.
 """
 
 from __future__ import annotations
 
+import math
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
 
 from core.model.features import CLASSIFIER_INPUTS, FEATURE_NAMES, REGRESSOR_FEATURES, band_scale
 from core.model.model_set import (
@@ -25,9 +27,18 @@ from core.model.model_set import (
 )
 
 RANGE_QUANTILES = (0.005, 0.995)
-CALIBRATION_FRACTION = 0.2
+CALIBRATION_FRACTION = 0.35
 MIN_CALIBRATION_ROWS = 200
 MIN_TRAIN_ROWS = 200
+# Every calibrated probability is backed by at least this many calibration rows ...
+MIN_BUCKET_ROWS = 200
+MAX_BUCKETS = 40
+# ... and shrunk toward the calibration base rate as if this many base-rate rows were added to its bucket.
+PRIOR_ROWS = 20
+# Neighbouring levels must differ by this many standard errors, with rows worth 1 / DESIGN_EFFECT each.
+MIN_STEP_Z = 2.0
+DESIGN_EFFECT = 4.0
+CALIBRATION_METHOD = "binned-isotonic-shrunk/head-booster"
 
 LGB_PARAMS: dict[str, object] = {
     "learning_rate": 0.05,
@@ -62,10 +73,76 @@ class TrainingDataError(ValueError):
 
 
 def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
-    if len(raw) < MIN_CALIBRATION_ROWS or len(np.unique(outcome)) < 2:
-        return Calibrator()
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, outcome)
-    return Calibrator([float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_], "isotonic")
+    """Monotone map from raw score to probability that cannot invent certainty.
+
+    Rows sorted by raw score are cut into buckets of at least MIN_BUCKET_ROWS; adjacent buckets that
+    violate monotonicity are pooled (pool-adjacent-violators on buckets, so pools only grow); each pool's
+    rate is shrunk toward the base rate with PRIOR_ROWS pseudo-rows and holds over the pool's raw-score
+    range, so every output is the rate of >= MIN_BUCKET_ROWS rows (or, between two pools' ranges, a blend
+    of two such rates), flat beyond
+    the end pools, and never exactly 0 or 1. Too few rows, or no monotone signal: the (smoothed) base
+    rate for every score."""
+    ok = np.isfinite(raw) & np.isfinite(outcome)
+    raw, outcome = raw[ok].astype(float), outcome[ok].astype(float)
+    base = _smoothed_rate(outcome)
+    if len(raw) < 2 * MIN_BUCKET_ROWS or len(np.unique(outcome)) < 2:
+        return base_rate_calibrator(outcome)
+    order = np.argsort(raw, kind="mergesort")
+    raw, outcome = raw[order], outcome[order]
+    size = max(MIN_BUCKET_ROWS, len(raw) // MAX_BUCKETS)
+    n_buckets = len(raw) // size  # the remainder joins the last bucket
+    edges = [i * size for i in range(n_buckets)] + [len(raw)]
+    # pools: [rows, positives, first row, last row]
+    pools: list[list[int | float]] = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        pools.append([hi - lo, float(outcome[lo:hi].sum()), lo, hi - 1])
+        while len(pools) > 1 and pools[-2][1] / pools[-2][0] >= pools[-1][1] / pools[-1][0]:
+            last = pools.pop()
+            pools[-1] = [pools[-1][0] + last[0], pools[-1][1] + last[1], pools[-1][2], last[3]]
+    pools = _merge_indistinct(pools)
+    if len(pools) == 1:  # no monotone signal: one flat level
+        return base_rate_calibrator(outcome)
+    # A step per pool, flat from its lowest to its highest raw score (as isotonic regression is), so a
+    # score between two clusters is not given a rate interpolated from neither.
+    x: list[float] = []
+    y: list[float] = []
+    for n, pos, first, last in pools:
+        level = (pos + PRIOR_ROWS * base) / (n + PRIOR_ROWS)
+        x += [float(raw[int(first)]), float(raw[int(last)])]
+        y += [float(level), float(level)]
+    return Calibrator(x, y, "binned-isotonic")
+
+
+def _merge_indistinct(pools: list[list[int | float]]) -> list[list[int | float]]:
+    """Merge the adjacent pools whose rates differ least until every neighbouring pair differs by at
+    least MIN_STEP_Z standard errors. Rows are counted as n / DESIGN_EFFECT independent ones: long and
+    short rows of one bar, and bars whose label windows overlap, are far from independent. On data
+    without signal this leaves one level; a real step survives."""
+    pools = [list(p) for p in pools]
+    while len(pools) > 1:
+        z = []
+        for a, b in zip(pools, pools[1:], strict=False):
+            pa, pb = a[1] / a[0], b[1] / b[0]
+            pooled = (a[1] + b[1]) / (a[0] + b[0])
+            se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * DESIGN_EFFECT * (1 / a[0] + 1 / b[0]))
+            z.append((pb - pa) / se)
+        i = int(np.argmin(z))
+        if z[i] >= MIN_STEP_Z:
+            break
+        a, b = pools[i], pools.pop(i + 1)
+        pools[i] = [a[0] + b[0], a[1] + b[1], a[2], b[3]]
+    return pools
+
+
+def _smoothed_rate(outcome: np.ndarray) -> float:
+    """Laplace-smoothed positive rate: a single class never gives exactly 0 or 1."""
+    return float((np.nansum(outcome) + 1.0) / (np.isfinite(outcome).sum() + 2.0))
+
+
+def base_rate_calibrator(outcome: np.ndarray) -> Calibrator:
+    """Every score maps to the (smoothed) base rate: what is known without a usable map."""
+    base = _smoothed_rate(np.asarray(outcome, dtype=float))
+    return Calibrator([0.0, 1.0], [base, base], "constant")
 
 
 def _train(x: pd.DataFrame, y: np.ndarray, objective: str, seed: int, num_trees: int) -> lgb.Booster:
@@ -139,42 +216,51 @@ def fit_model_set(features: pd.DataFrame, labels: pd.DataFrame, params: LabelPar
     profiles: dict[str, dict] = {}
     for name, col in REGRESSORS.items():
         boosters[name], profiles[name] = train_regressor(x, y[col].to_numpy(), seed, num_trees)
-    stacked = _stack_sides(x)
     for name, stem in CLASSIFIERS.items():
-        target = _stacked_target(y, stem)
-        if len(np.unique(target)) < 2:
+        if len(np.unique(_stacked_target(y, stem))) < 2:
             raise TrainingDataError(f"{name} labels have a single class")
-        boosters[name] = _train(stacked, target, "binary", seed, num_trees)
-    calibrators = _fit_calibrators(features, labels, rows, params, seed, num_trees)
+    classifiers, calibrators = _fit_calibrators(features, labels, rows, params, seed, num_trees)
+    boosters.update(classifiers)
     recipe = {"lgb_params": LGB_PARAMS,
               "lgb_regressor_params": {**REGRESSOR_PARAMS, "objective": REGRESSOR_OBJECTIVE,
                                        "num_trees": min(num_trees, REGRESSOR_TREES),
-                                       "target": "excursion / band_scale, from the time-of-day profile"}}
+                                       "target": "excursion / band_scale, from the time-of-day profile"},
+              "calibration_method": CALIBRATION_METHOD}
     return ModelSet(boosters, calibrators, params, _quantile_ranges(x), len(rows), recipe, profiles)
 
 
 def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Index, params: LabelParams,
-                     seed: int, num_trees: int) -> dict[str, Calibrator]:
-    """Isotonic maps fitted on the newest rows, scored by models that never saw them (purged)."""
+                     seed: int, num_trees: int) -> tuple[dict[str, lgb.Booster], dict[str, Calibrator]]:
+    """The served classifiers and their maps: each booster is fitted on the older rows (the head) and its
+    map on that same booster's raw scores over the newest rows (the tail), purged by the horizon.
+
+    Serving the head booster costs the classifiers the newest 35 % of the rows, but the map then
+    describes the model it is applied to; a map fitted on one booster and applied to another (refitted
+    on all rows) would describe neither. Too short a tail: all rows train, and the map is the base rate."""
     positions = features.index.get_indexer(rows)
     n_cal = int(len(rows) * CALIBRATION_FRACTION)
-    if n_cal < MIN_CALIBRATION_ROWS:
-        return {name: Calibrator() for name in CLASSIFIERS}
-    cal_start = positions[-n_cal]
-    # Positions in the frame given: if the caller already dropped rows, a gap of h positions spans at
-    # least h bars, so the purge only gets wider.
-    head = rows[positions < cal_start - params.horizon_bars]
-    tail = rows[positions >= cal_start]
-    out = {}
+    head, tail = rows, rows[:0]
+    if n_cal >= MIN_CALIBRATION_ROWS:
+        cal_start = positions[-n_cal]
+        # Positions in the frame given: if the caller already dropped rows, a gap of h positions spans
+        # at least h bars, so the purge only gets wider.
+        candidate = rows[positions < cal_start - params.horizon_bars]
+        if len(candidate) >= MIN_TRAIN_ROWS:
+            head, tail = candidate, rows[positions >= cal_start]
+    boosters, calibrators = {}, {}
     for name, stem in CLASSIFIERS.items():
-        target = _stacked_target(labels.loc[head], stem)
-        if len(head) < MIN_TRAIN_ROWS or len(np.unique(target)) < 2:
-            out[name] = Calibrator()
-            continue
-        booster = _train(_stack_sides(features.loc[head]), target, "binary", seed, num_trees)
-        raw = booster.predict(_stack_sides(features.loc[tail]).to_numpy())
-        out[name] = fit_calibrator(raw, _stacked_target(labels.loc[tail], stem))
-    return out
+        fit_rows, cal_rows = head, tail
+        target = _stacked_target(labels.loc[fit_rows], stem)
+        if len(np.unique(target)) < 2:  # the head alone has one class: learn from all rows instead
+            fit_rows, cal_rows = rows, rows[:0]
+            target = _stacked_target(labels.loc[fit_rows], stem)
+        boosters[name] = _train(_stack_sides(features.loc[fit_rows]), target, "binary", seed, num_trees)
+        if len(cal_rows):
+            raw = boosters[name].predict(_stack_sides(features.loc[cal_rows]).to_numpy())
+            calibrators[name] = fit_calibrator(raw, _stacked_target(labels.loc[cal_rows], stem))
+        else:
+            calibrators[name] = base_rate_calibrator(target)
+    return boosters, calibrators
 
 
 def _quantile_ranges(x: pd.DataFrame) -> dict[str, list[float | None]]:

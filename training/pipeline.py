@@ -17,13 +17,13 @@ from core import calendar
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
 from core.model.features import FEATURE_NAMES, atr, build_features
-from core.model.model_set import LabelParams, ModelSet
+from core.model.model_set import CLASSIFIERS, LabelParams, ModelSet
 from core.store import IntegrityError, ModelNotFound, ModelStore
 from core.types import NY, MarketDataError
-from training.gate import check_gate
+from training.gate import check_gate, edge_verdict, method_change
 from training.labels import build_labels
-from training.models import TrainingDataError, fit_model_set
-from training.walkforward import WalkForwardError, evaluate_walk_forward
+from training.models import CALIBRATION_METHOD, TrainingDataError, fit_model_set
+from training.walkforward import WalkForwardError, evaluate_walk_forward, training_base_rate
 
 Progress = Callable[[str], None]
 MIN_SESSIONS = 20  # below this a walk-forward with 4 purged folds says nothing useful
@@ -41,6 +41,7 @@ class TrainResult:
     data_source: str
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    edge: dict | None = None  # the manifest's edge verdict, once trained
 
 
 def label_params(settings: Settings) -> LabelParams:
@@ -135,9 +136,9 @@ def _window(bars: pd.DataFrame) -> dict:
     }
 
 
-def _published_metrics(store: ModelStore, symbol: str, timeframe: str) -> dict | None:
+def _published_manifest(store: ModelStore, symbol: str, timeframe: str) -> dict | None:
     try:
-        return store.load(symbol, timeframe).manifest.get("metrics")
+        return store.load(symbol, timeframe).manifest
     except ModelNotFound:
         return None
 
@@ -164,6 +165,10 @@ def train_on_bars(
         "feature_names": list(FEATURE_NAMES),
         "label_params": params.to_dict(),
         "metrics": wf.metrics,
+        "edge": edge_verdict(wf.metrics),
+        "calibration_method": CALIBRATION_METHOD,
+        # the constant forecast `tradebot evaluate` scores Brier skill against
+        "base_rates": {name: training_base_rate(labels, stem) for name, stem in CLASSIFIERS.items()},
         "feature_ranges": models.feature_ranges(),
         "package_versions": _package_versions(),
     }
@@ -203,7 +208,7 @@ async def _train_one(
     warnings: list[str] = []
     # Read the store first: an unreachable store must fail in seconds, not after the whole fit.
     try:
-        published = await asyncio.to_thread(_published_metrics, store, symbol, tf)
+        published = await asyncio.to_thread(_published_manifest, store, symbol, tf)
     except IntegrityError as exc:  # a broken set cannot serve anyway; a fresh one replaces it
         published = None
         warnings.append(f"published model unreadable ({exc}); the gate has nothing to compare with")
@@ -231,12 +236,22 @@ async def _train_one(
         progress(f"{symbol}: not trained: {exc}")
         return TrainResult(symbol, tf, False, None, {}, window, provider.source,
                            [f"too little data: {exc}"], warnings)
+    changed = method_change(manifest, published)
+    if changed:
+        # a set made under other labels or calibration is no yardstick: its numbers mean other things
+        warnings.append(changed)
+        progress(f"{symbol}: {changed}")
     manifest["warnings"] = warnings
-    ok, reasons = check_gate(metrics, published, settings.publish_margin)
+    manifest["gate"] = {"compared": published is not None and changed is None, "note": changed}
+    edge = manifest["edge"]
+    progress(f"{symbol}: alerts {'enabled' if edge['alerts_enabled'] else 'DISABLED (no demonstrated edge)'}: "
+             + "; ".join(edge["reasons"]))
+    ok, reasons = check_gate(metrics, None if changed else (published or {}).get("metrics"),
+                             settings.publish_margin)
     if not ok and not force:
         progress(f"{symbol}: not published: " + "; ".join(reasons))
-        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings)
+        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings, edge)
     version = await asyncio.to_thread(store.publish, symbol, tf, models.to_files(), manifest)
     progress(f"{symbol}: published version {version}")
     return TrainResult(symbol, tf, True, version, metrics, window, provider.source,
-                       reasons if not ok else [], warnings)
+                       reasons if not ok else [], warnings, edge)

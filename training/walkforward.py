@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
+from training.metrics import direction_metrics, uncertainty_metrics
 from training.models import NUM_TREES, fit_model_set, usable_rows, weighted_median
 
 MIN_FOLDS = 4
@@ -74,12 +75,18 @@ def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else round(float(x), 6)
 
 
-def classifier_metrics(prob: np.ndarray, outcome: np.ndarray) -> dict:
+def classifier_metrics(prob: np.ndarray, outcome: np.ndarray, sessions: np.ndarray | None = None,
+                       reference: np.ndarray | float | None = None) -> dict:
+    """AUC, Brier, log loss, base rate, count/precision at 80; given each row's session and the
+    training base rate (`reference`, one value or per row), also the uncertainty keys of
+    training.metrics.uncertainty_metrics."""
     ok = np.isfinite(prob) & np.isfinite(outcome)
+    if reference is not None:
+        reference = np.broadcast_to(np.asarray(reference, dtype=float), prob.shape)[ok]
     prob, outcome = prob[ok], outcome[ok]
     two_classes = len(np.unique(outcome)) == 2
     alerts = prob >= ALERT_PROBABILITY
-    return {
+    out = {
         "auc": _finite(roc_auc_score(outcome, prob)) if two_classes else None,
         "brier": _finite(brier_score_loss(outcome, prob)) if len(prob) else None,
         "log_loss": _finite(log_loss(outcome, np.clip(prob, 1e-6, 1 - 1e-6), labels=[0, 1])) if len(prob) else None,
@@ -88,6 +95,9 @@ def classifier_metrics(prob: np.ndarray, outcome: np.ndarray) -> dict:
         "precision_at_80": _finite(outcome[alerts].mean()) if alerts.any() else None,
         "n": int(len(prob)),
     }
+    if sessions is not None and reference is not None and len(prob):
+        out.update(uncertainty_metrics(prob, outcome, np.asarray(sessions)[ok], reference))
+    return out
 
 
 def regressor_metrics(pred: np.ndarray, actual: np.ndarray, baseline: np.ndarray) -> dict:
@@ -142,6 +152,14 @@ def trailing_baseline(labels: pd.DataFrame, column: str, horizon: int, window: i
     return known.rolling(window, min_periods=1).mean().shift(horizon)
 
 
+def training_base_rate(labels: pd.DataFrame, stem: str) -> float:
+    """Positive rate of a classifier's stacked (long + short) labels over complete rows."""
+    rows = labels[labels["complete"].astype(bool)]
+    values = np.concatenate([rows[f"{stem}_long"].to_numpy(dtype=float), rows[f"{stem}_short"].to_numpy(dtype=float)])
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: LabelParams,
                           n_folds: int = 5, seed: int = 0, num_trees: int = NUM_TREES) -> WalkForwardResult:
     if not features.index.equals(labels.index):
@@ -160,6 +178,8 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
                               num_trees=num_trees)
         pred = models.predict(features.loc[test_idx])
         pred["fold"] = i
+        for stem in CLASSIFIERS.values():  # the constant a forecaster without features would give
+            pred[f"{stem}_train_rate"] = training_base_rate(labels.loc[train_idx], stem)
         parts.append(pred)
         for col, found in vol_parts.items():
             found.append(volatility_baseline(features.loc[train_idx], labels.loc[train_idx, col].to_numpy(),
@@ -169,10 +189,12 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
     truth = labels.loc[oos.index]
 
     metrics: dict = {"n_folds": n_folds, "purge_bars": purge, "folds": fold_info, "n_oos": int(len(oos))}
+    sessions = np.asarray(pd.Index(oos.index.date).astype(str))
     for name, stem in CLASSIFIERS.items():
         prob = np.concatenate([oos[f"{stem}_long"].to_numpy(), oos[f"{stem}_short"].to_numpy()])
         outcome = np.concatenate([truth[f"{stem}_long"].to_numpy(), truth[f"{stem}_short"].to_numpy()])
-        m = classifier_metrics(prob, outcome)
+        reference = np.tile(oos[f"{stem}_train_rate"].to_numpy(), 2)
+        m = classifier_metrics(prob, outcome, np.tile(sessions, 2), reference)
         by_fold = []
         for i in range(n_folds):
             sel = (oos["fold"] == i).to_numpy()
@@ -181,6 +203,10 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
             by_fold.append(classifier_metrics(p, o)["auc"])
         m["auc_by_fold"] = by_fold
         metrics[name] = m
+    metrics["direction"] = direction_metrics(
+        oos["quality_long"].to_numpy(), oos["quality_short"].to_numpy(),
+        truth["quality_long"].to_numpy(dtype=float), truth["quality_short"].to_numpy(dtype=float), sessions)
+    oos = oos.drop(columns=[f"{stem}_train_rate" for stem in CLASSIFIERS.values()])
 
     rows_per_session = max(1, int(pd.Series(features.index.date).value_counts().median()))
     for name, col in REGRESSORS.items():
