@@ -122,6 +122,7 @@ def test_calibrator_is_monotone_and_round_trips() -> None:
     again = Calibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
     assert np.array_equal(again.apply(grid), out)
     assert fit_calibrator(raw[:10], outcome[:10]).kind == "constant"
+    assert fit_calibrator(raw[:10], outcome[:10], base_rate=0.3).apply(np.array([0.9]))[0] == 0.3
 
 
 def test_calibration_with_few_extreme_rows_never_gives_0_or_1() -> None:
@@ -147,16 +148,23 @@ def test_every_calibration_level_rests_on_the_minimum_bucket() -> None:
     raw = rng.uniform(0, 1, 3000)
     outcome = (rng.uniform(0, 1, 3000) < raw).astype(float)
     cal = fit_calibrator(raw, outcome)
-    assert len(cal.x) <= 3000 // MIN_BUCKET_ROWS
-    for lo, hi in zip(cal.x, cal.x[1:], strict=False):  # knots are pool centres, >= a bucket apart
-        assert ((raw >= lo) & (raw <= hi)).sum() >= MIN_BUCKET_ROWS // 2
+    assert cal.kind == "binned-isotonic" and len(cal.x) >= 4  # a real signal keeps several levels
+    # knots come in (first, last) raw-score pairs, one flat level per pool of >= MIN_BUCKET_ROWS rows
+    for lo, hi, y_lo, y_hi in zip(cal.x[::2], cal.x[1::2], cal.y[::2], cal.y[1::2], strict=True):
+        assert y_lo == y_hi and ((raw >= lo) & (raw <= hi)).sum() >= MIN_BUCKET_ROWS
 
 
 def test_served_classifier_is_the_one_its_map_was_fitted_on(data) -> None:
     # The map must describe the booster it is applied to: refitting it on the SERVED booster's raw
     # scores over the calibration tail gives the stored map exactly (a booster refitted on all rows
     # after the map was made would give other scores, and another map).
-    from training.models import CALIBRATION_FRACTION, _stack_sides, _stacked_target, usable_rows
+    from training.models import (
+        CALIBRATION_FRACTION,
+        _smoothed_rate,
+        _stack_sides,
+        _stacked_target,
+        usable_rows,
+    )
 
     features, labels = data
     m = fit_model_set(features, labels, PARAMS, seed=0, num_trees=40)
@@ -164,7 +172,8 @@ def test_served_classifier_is_the_one_its_map_was_fitted_on(data) -> None:
     tail = rows[-int(len(rows) * CALIBRATION_FRACTION):]
     for name, stem in (("profit_target", "win"), ("trade_quality", "quality")):
         raw = m.boosters[name].predict(_stack_sides(features.loc[tail]).to_numpy())
-        again = fit_calibrator(raw, _stacked_target(labels.loc[tail], stem))
+        again = fit_calibrator(raw, _stacked_target(labels.loc[tail], stem),
+                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)))
         assert again.to_dict() == m.calibrators[name].to_dict(), name
     assert m.training_params["calibration_method"].endswith("head-booster")
 

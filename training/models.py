@@ -36,7 +36,7 @@ MAX_BUCKETS = 40
 # ... and shrunk toward the calibration base rate as if this many base-rate rows were added to its bucket.
 PRIOR_ROWS = 20
 # Neighbouring levels must differ by this many standard errors, with rows worth 1 / DESIGN_EFFECT each.
-MIN_STEP_Z = 2.0
+MIN_STEP_Z = 2.5
 DESIGN_EFFECT = 4.0
 CALIBRATION_METHOD = "binned-isotonic-shrunk/head-booster"
 
@@ -72,7 +72,7 @@ class TrainingDataError(ValueError):
     """Too few usable rows, or a label with a single class, to fit a model."""
 
 
-def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
+def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None = None) -> Calibrator:
     """Monotone map from raw score to probability that cannot invent certainty.
 
     Rows sorted by raw score are cut into buckets of at least MIN_BUCKET_ROWS; adjacent buckets that
@@ -81,12 +81,14 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
     range, so every output is the rate of >= MIN_BUCKET_ROWS rows (or, between two pools' ranges, a blend
     of two such rates), flat beyond
     the end pools, and never exactly 0 or 1. Too few rows, or no monotone signal: the (smoothed) base
-    rate for every score."""
+    rate for every score. `base_rate` (default: the calibration rows' own) is that level and the
+    shrinkage target: the rate over all training rows rests on more sessions than the tail's alone."""
     ok = np.isfinite(raw) & np.isfinite(outcome)
     raw, outcome = raw[ok].astype(float), outcome[ok].astype(float)
-    base = _smoothed_rate(outcome)
+    base = _smoothed_rate(outcome) if base_rate is None else float(base_rate)
+    constant = Calibrator([0.0, 1.0], [base, base], "constant")
     if len(raw) < 2 * MIN_BUCKET_ROWS or len(np.unique(outcome)) < 2:
-        return base_rate_calibrator(outcome)
+        return constant
     order = np.argsort(raw, kind="mergesort")
     raw, outcome = raw[order], outcome[order]
     size = max(MIN_BUCKET_ROWS, len(raw) // MAX_BUCKETS)
@@ -101,7 +103,7 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray) -> Calibrator:
             pools[-1] = [pools[-1][0] + last[0], pools[-1][1] + last[1], pools[-1][2], last[3]]
     pools = _merge_indistinct(pools)
     if len(pools) == 1:  # no monotone signal: one flat level
-        return base_rate_calibrator(outcome)
+        return constant
     # A step per pool, flat from its lowest to its highest raw score (as isotonic regression is), so a
     # score between two clusters is not given a rate interpolated from neither.
     x: list[float] = []
@@ -257,7 +259,8 @@ def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Inde
         boosters[name] = _train(_stack_sides(features.loc[fit_rows]), target, "binary", seed, num_trees)
         if len(cal_rows):
             raw = boosters[name].predict(_stack_sides(features.loc[cal_rows]).to_numpy())
-            calibrators[name] = fit_calibrator(raw, _stacked_target(labels.loc[cal_rows], stem))
+            calibrators[name] = fit_calibrator(raw, _stacked_target(labels.loc[cal_rows], stem),
+                                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)))
         else:
             calibrators[name] = base_rate_calibrator(target)
     return boosters, calibrators
