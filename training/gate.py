@@ -48,7 +48,7 @@ def check_gate(new_metrics: dict, published_metrics: dict | None, margin: float)
 def edge_verdict(metrics: dict) -> dict:
     """`{"alerts_enabled", "reasons"}`: alerts only where the out-of-sample evidence shows an edge. The
     rule is per model: the trade-quality classifier's AUC interval lies entirely above 0.5 and its Brier
-    skill (against the training base rate) is positive. Reasons say what failed, or what held."""
+    skill is positive, against the training base rate and against the time-of-day rate. Reasons say what failed, or what held."""
     quality = metrics.get("trade_quality") or {}
     ci = quality.get("auc_ci95")
     skill = _value(metrics, "trade_quality", "brier_skill")
@@ -65,7 +65,12 @@ def edge_verdict(metrics: dict) -> dict:
     skill_ok = skill is not None and skill > 0
     reasons.append(f"trade_quality Brier skill {skill:+.4f}" if skill is not None
                    else "trade_quality Brier skill n/a")
-    return {"alerts_enabled": bool(ci_ok and skill_ok), "reasons": reasons}
+    # The time of day alone predicts truncated labels near the close: the edge must beat that too.
+    time_skill = _value(metrics, "trade_quality", "brier_skill_time_of_day")
+    time_ok = time_skill is None or time_skill > 0  # None: a set evaluated before this baseline existed
+    if time_skill is not None:
+        reasons.append(f"trade_quality Brier skill over the time-of-day rate {time_skill:+.4f}")
+    return {"alerts_enabled": bool(ci_ok and skill_ok and time_ok), "reasons": reasons}
 
 
 def method_change(new_manifest: dict, published_manifest: dict | None) -> str | None:

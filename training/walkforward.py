@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
-from training.metrics import direction_metrics, uncertainty_metrics
+from training.metrics import brier_skill, direction_metrics, rounded, uncertainty_metrics
 from training.models import NUM_TREES, fit_model_set, usable_rows, weighted_median
 
 MIN_FOLDS = 4
@@ -160,6 +160,26 @@ def training_base_rate(labels: pd.DataFrame, stem: str) -> float:
     return float(values.mean()) if len(values) else float("nan")
 
 
+TIME_OF_DAY_PRIOR_ROWS = 20  # pseudo-rows pulling a thin time slot's rate toward the overall rate
+
+
+def time_of_day_rate(train_features: pd.DataFrame, train_labels: pd.DataFrame, stem: str,
+                     test_features: pd.DataFrame) -> np.ndarray:
+    """A forecaster that knows only the time of day: each test row gets the training positive rate of its
+    minute of the session (long and short pooled), shrunk toward the overall rate. Labels near the close
+    are truncated, so the time of day alone predicts them; a model must beat this, not just a constant."""
+    complete = train_labels["complete"].astype(bool).to_numpy()
+    slot = train_features["minutes_since_open"].to_numpy()[complete]
+    hits = np.concatenate([train_labels[f"{stem}_long"].to_numpy(dtype=float)[complete],
+                           train_labels[f"{stem}_short"].to_numpy(dtype=float)[complete]])
+    slots = np.concatenate([slot, slot])
+    ok = np.isfinite(hits) & np.isfinite(slots)
+    table = pd.DataFrame({"slot": slots[ok], "hit": hits[ok]}).groupby("slot")["hit"].agg(["sum", "count"])
+    overall = float(hits[ok].mean()) if ok.any() else float("nan")
+    rate = (table["sum"] + TIME_OF_DAY_PRIOR_ROWS * overall) / (table["count"] + TIME_OF_DAY_PRIOR_ROWS)
+    return rate.reindex(test_features["minutes_since_open"].to_numpy()).fillna(overall).to_numpy()
+
+
 def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: LabelParams,
                           n_folds: int = 5, seed: int = 0, num_trees: int = NUM_TREES) -> WalkForwardResult:
     if not features.index.equals(labels.index):
@@ -180,6 +200,8 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
         pred["fold"] = i
         for stem in CLASSIFIERS.values():  # the constant a forecaster without features would give
             pred[f"{stem}_train_rate"] = training_base_rate(labels.loc[train_idx], stem)
+            pred[f"{stem}_time_rate"] = time_of_day_rate(features.loc[train_idx], labels.loc[train_idx], stem,
+                                                         features.loc[test_idx])
         parts.append(pred)
         for col, found in vol_parts.items():
             found.append(volatility_baseline(features.loc[train_idx], labels.loc[train_idx, col].to_numpy(),
@@ -195,6 +217,9 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
         outcome = np.concatenate([truth[f"{stem}_long"].to_numpy(), truth[f"{stem}_short"].to_numpy()])
         reference = np.tile(oos[f"{stem}_train_rate"].to_numpy(), 2)
         m = classifier_metrics(prob, outcome, np.tile(sessions, 2), reference)
+        time_rate = np.tile(oos[f"{stem}_time_rate"].to_numpy(), 2)
+        ok = np.isfinite(prob) & np.isfinite(outcome) & np.isfinite(time_rate)
+        m["brier_skill_time_of_day"] = rounded(brier_skill(prob[ok], outcome[ok], time_rate[ok]))
         by_fold = []
         for i in range(n_folds):
             sel = (oos["fold"] == i).to_numpy()
@@ -206,7 +231,7 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
     metrics["direction"] = direction_metrics(
         oos["quality_long"].to_numpy(), oos["quality_short"].to_numpy(),
         truth["quality_long"].to_numpy(dtype=float), truth["quality_short"].to_numpy(dtype=float), sessions)
-    oos = oos.drop(columns=[f"{stem}_train_rate" for stem in CLASSIFIERS.values()])
+    oos = oos.drop(columns=[f"{stem}_{kind}" for stem in CLASSIFIERS.values() for kind in ("train_rate", "time_rate")])
 
     rows_per_session = max(1, int(pd.Series(features.index.date).value_counts().median()))
     for name, col in REGRESSORS.items():
