@@ -25,14 +25,17 @@ from bot.formatting import (
     format_level_scorecard,
     format_levels,
     format_prediction,
+    format_scorecard,
+    log_line,
     mark_if_simulated,
+    metric_summary,
     prediction_title,
     threshold_meaning_text,
 )
 from bot.reply import Button, Reply, Requester
-from bot.scorecard import compute_scorecard, format_scorecard
+from bot.scorecard import compute_scorecard
 from bot.services import Services
-from bot.state import PredictionRow, StateDB
+from bot.state import StateDB
 from core import calendar
 from core.edge import edge_status, threshold_stats
 from core.predictor import UnknownSymbol
@@ -329,7 +332,7 @@ class CommandLayer:
                          f"({age_text(m.manifest.get('trained_at', ''), now)}), "
                          f"{window.get('sessions', '?')} sessions {str(window.get('start', '?'))[:10]}"
                          f"..{str(window.get('end', '?'))[:10]}")
-            lines.append("   " + _metric_summary(m.manifest.get("metrics", {})))
+            lines.append("   " + metric_summary(m.manifest.get("metrics", {})))
         lines.append(f"Data source: {self.services.provider.source} · model store: {_safe_store(s.model_store)}")
         if calendar.is_open(now):
             close = calendar.session_bounds(now.astimezone(NY).date())[1]
@@ -382,7 +385,7 @@ class CommandLayer:
         rows = await asyncio.to_thread(self.state.recent_predictions, n)
         if not rows:
             return Reply("No predictions logged yet.", title="Prediction log")
-        lines = [_log_line(r) for r in rows]
+        lines = [log_line(r) for r in rows]
         return Reply(mark_if_simulated("\n".join(lines), (r.data_source for r in rows)),
                      title=f"Last {len(rows)} predictions")
 
@@ -451,28 +454,8 @@ def parse_threshold(raw: str) -> float:
     return value + 0.0  # -0 is 0: "≥ -0" would read as a different threshold
 
 
-def _metric_summary(metrics: dict) -> str:
-    parts = []
-    for name, m in metrics.items():
-        if not isinstance(m, dict):
-            continue
-        if isinstance(m.get("auc"), int | float):
-            brier = m.get("brier")
-            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
-        elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
-            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
-    return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
-
-
 def _safe_store(url: str) -> str:
     return url if url.startswith("s3://") or "://" not in url else url.split("://", 1)[0] + "://…"
-
-
-def _log_line(r: PredictionRow) -> str:
-    outcome, outcome_r = r.first_hit, r.outcome_r
-    result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
-    return (f"{r.as_of:%Y-%m-%d %H:%M} {r.symbol} {r.direction.upper()} score {r.quality_score:.0f} "
-            f"win {100 * r.win_probability:.0f}% → {result}")
 
 
 __all__ = ["CommandLayer", "parse_command", "horizon_end"]

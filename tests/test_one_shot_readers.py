@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from bot.app import performance_report, scan_once, state_path
+from bot.app import scan_once, state_path
+from bot.cli import performance_report
 from bot.state import StateDB
 from bot.state.errors import StateError
 from tests.fakes.bot_stack import OPEN_TIME, make_settings
