@@ -6,7 +6,7 @@ Plain text only: each chat adapter escapes it for its own markup.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 
 from core.clock import wall_clock_ny
@@ -369,3 +369,13 @@ def format_evaluation(result: dict) -> str:
     regressors = {k: v for k, v in metrics.items() if k in ("future_high", "future_low")}
     lines += _regressor_rows(regressors)
     return "\n".join(lines)
+
+
+def digest_subscribed_text(added: bool, open_at: time, close_offset_minutes: int) -> str:
+    first = "This chat now gets" if added else "This chat already gets"
+    return (f"{first} the digests on every trading day: the pre-open brief at {open_at:%H:%M} ET and the "
+            f"close recap {close_offset_minutes} min after the close. /unsubscribe digest stops them.")
+
+
+def digest_unsubscribed_text(removed: bool) -> str:
+    return "Digests stopped for this chat." if removed else "This chat was not getting the digests."
