@@ -29,7 +29,7 @@ DigestKind = Literal["open", "close"]
 DIGEST_KINDS: tuple[DigestKind, ...] = ("open", "close")
 FIRST_HOUR = timedelta(hours=1)
 RANGE_SESSIONS = 20
-HISTORY_DAYS = 40  # calendar days of bars: 20 sessions of first hours, plus holidays
+HISTORY_DAYS = 30  # calendar days of bars: 20 sessions of first hours, with weekends and a holiday
 # The outbox (schema 1) demands a direction and a score on every row; a digest has neither, so its rows
 # carry these fixed values until the outbox's `kind` column frees digest rows from them.
 DIGEST_ROW_DIRECTION = "long"
