@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.alerts import AlertEngine, Notifier
 from bot.commands import CommandLayer
@@ -32,6 +32,9 @@ from bot.state import StateDB
 from bot.transport_health import TransportHealth, all_down_longer_than
 from config import Settings
 from core.types import NY, MarketDataError
+
+if TYPE_CHECKING:
+    from bot.digest import DigestKind
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
@@ -136,6 +139,22 @@ class BotApp:
                 log.info("levels snapshots: %s (%d archived)", ", ".join(run.taken), run.archived)
         except Exception:
             log.exception("levels snapshot failed")
+
+    async def send_open_digest(self) -> None:
+        await self._send_digest("open")
+
+    async def send_close_digest(self) -> None:
+        await self._send_digest("close")
+
+    async def _send_digest(self, kind: DigestKind) -> None:
+        from bot.digest import send_digest
+
+        try:
+            result = await send_digest(self.alerts, kind, self.services.provider.now())
+            if result.sent:
+                log.info("%s digest sent to %d chats", kind, len(result.sent))
+        except Exception:
+            log.exception("%s digest failed", kind)
 
     async def score_outcomes(self) -> None:
         from bot.outcomes import score_due_predictions
@@ -304,3 +323,18 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
         await app.shutdown()
 
 
+async def digest_once(settings: Settings, kind: DigestKind, at: datetime | None) -> dict:
+    """`tradebot digest --once`: the scheduled digest's code, once, as if at `at` (default now)."""
+    from bot.digest import send_digest
+
+    state = StateDB(state_path(settings), recover_sends=False)  # beside a running bot, as scan --once
+    app = BotApp(settings, build_services(settings), state)
+    try:
+        await app.services.registry.reload()
+        await app.start_transports(console_stdout=sys.stderr, one_shot=True)
+        when = at or app.services.provider.now()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=NY)
+        return (await send_digest(app.alerts, kind, when)).to_dict()
+    finally:
+        await app.shutdown()

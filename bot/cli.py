@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="run one alert scan now (or as if at --at)")
     s.add_argument("--once", action="store_true", required=True)
     s.add_argument("--at", metavar="ISO-TIME")
+    dg = sub.add_parser("digest", help="build and deliver one pre-open brief or close recap now (or as if at --at)")
+    dg.add_argument("--once", action="store_true", required=True)
+    dg.add_argument("--kind", choices=("open", "close"), required=True)
+    dg.add_argument("--at", metavar="ISO-TIME")
     pf = sub.add_parser("performance", help="live scorecard of logged predictions")
     pf.add_argument("--json", action="store_true")
     pf.add_argument("--chart", type=Path, metavar="PATH")
@@ -321,6 +325,14 @@ async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import digest_once
+
+    at = _scan_time(args.at) if args.at else None
+    print(json.dumps(await digest_once(settings, args.kind, at)))
+    return 0
+
+
 SCAN_AT_AHEAD_DAYS = 366
 
 
@@ -499,6 +511,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = 
     "backtest": cmd_backtest,
     "evaluate": cmd_evaluate,
     "scan": cmd_scan,
+    "digest": cmd_digest,
     "performance": cmd_performance,
     "levels-history": cmd_levels_history,
     "export-log": cmd_export_log,

@@ -40,10 +40,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("levels", "Options gamma/vanna levels", (SYMBOL,)),
     CommandSpec(
         "subscribe", "Push alerts to this chat",
-        (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),
+        (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest' for the pre-open brief and close recap"),
          ArgSpec("threshold", "number", "Quality score 0-100")),
     ),
-    CommandSpec("unsubscribe", "Stop alerts for this chat", (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),)),
+    CommandSpec("unsubscribe", "Stop alerts for this chat",
+                (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest'"),)),
     CommandSpec("status", "Models, data source, market hours, jobs"),
     # kind "symbol" makes it a plain text option on Discord, which has no kind for a fixed word yet
     CommandSpec("performance", "Live scorecard of past predictions, or of the options levels",

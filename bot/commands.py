@@ -22,6 +22,8 @@ from bot.errors import user_message
 from bot.formatting import (
     SIMULATED_BANNER,
     age_text,
+    digest_subscribed_text,
+    digest_unsubscribed_text,
     format_level_scorecard,
     format_levels,
     format_prediction,
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 MAX_COMMAND_CHARS = 300
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not tab or line ends: spaces there
 PREDICT_TIMEOUT_SECONDS = 14.0
+DIGEST_WORD = "digest"
 DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
 
 
@@ -286,6 +289,8 @@ class CommandLayer:
 
     @handles("subscribe")
     async def cmd_subscribe(self, who: Requester, args: list[str]) -> Reply:
+        if args and args[0].lower() == DIGEST_WORD:
+            return await self._digest_subscription(who, args, subscribe=True)
         threshold = self.settings.alert_threshold
         if len(args) > 1:
             threshold = parse_threshold(args[1])
@@ -307,12 +312,26 @@ class CommandLayer:
 
     @handles("unsubscribe")
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
+        if args and args[0].lower() == DIGEST_WORD:
+            return await self._digest_subscription(who, args, subscribe=False)
         arg = args[0] if args else None
         symbol = None if arg is None or arg.lower() == "all" else self.services.predictor.check_symbol(arg)
         n = await asyncio.to_thread(self.state.unsubscribe, who.recipient, symbol)
         what = "all symbols" if symbol is None else symbol
         return Reply(f"Unsubscribed from {what} ({n} subscription{'s' if n != 1 else ''} removed).",
                      title="Unsubscribed")
+
+    async def _digest_subscription(self, who: Requester, args: list[str], *, subscribe: bool) -> Reply:
+        verb = "subscribe" if subscribe else "unsubscribe"
+        if len(args) > 1:
+            raise ArgumentError(f"Usage: /{verb} digest")
+        s = self.settings
+        if subscribe:
+            added = await asyncio.to_thread(self.state.subscribe_digest, who.recipient, guild_id=who.guild_id)
+            return Reply(digest_subscribed_text(added, s.digest_open_at, s.digest_close_offset_minutes),
+                         title="Subscribed")
+        removed = await asyncio.to_thread(self.state.unsubscribe_digest, who.recipient)
+        return Reply(digest_unsubscribed_text(removed), title="Unsubscribed")
 
     @handles("status")
     async def cmd_status(self, who: Requester, args: list[str]) -> Reply:

@@ -6,8 +6,8 @@ Plain text only: each chat adapter escapes it for its own markup.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Any
+from datetime import datetime, time
+from typing import TYPE_CHECKING, Any
 
 from bot.scorecard import MIN_SCORED
 from bot.state import PredictionRow
@@ -15,6 +15,10 @@ from core.clock import wall_clock_ny
 from core.options.level_scorecard import KindStats, LevelScorecard, ScorecardWindow
 from core.options.snapshot import NO_OPTION_DATA
 from core.types import NY, Level, LevelsReport, Prediction
+
+if TYPE_CHECKING:
+    from bot.digest import Digest
+    from bot.state.digests import DeliveredAlert
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
 INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
@@ -299,3 +303,138 @@ def log_line(r: PredictionRow) -> str:
     result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
     return (f"{r.as_of:%Y-%m-%d %H:%M} {r.symbol} {r.direction.upper()} score {r.quality_score:.0f} "
             f"win {100 * r.win_probability:.0f}% → {result}")
+
+
+def digest_subscribed_text(added: bool, open_at: time, close_offset_minutes: int) -> str:
+    first = "This chat now gets" if added else "This chat already gets"
+    return (f"{first} the digests on every trading day: the pre-open brief at {open_at:%H:%M} ET and the "
+            f"close recap {close_offset_minutes} min after the close. /unsubscribe digest stops them.")
+
+
+def digest_unsubscribed_text(removed: bool) -> str:
+    return "Digests stopped for this chat." if removed else "This chat was not getting the digests."
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _alert_outcome(a: DeliveredAlert) -> str:
+    if a.first_hit is None:
+        return "outcome pending"
+    if a.first_hit == "none":
+        return f"neither target nor stop ({a.outcome_r:+.2f} R)" if a.outcome_r is not None else "no outcome"
+    return f"{a.first_hit} hit ({a.outcome_r:+.2f} R)" if a.outcome_r is not None else f"{a.first_hit} hit"
+
+
+def _alert_line(a: DeliveredAlert) -> str:
+    when = datetime.fromisoformat(a.created_at).astimezone(NY)
+    return f"  {when:%H:%M} {a.title or a.symbol} · score {a.quality_score:.0f}: {_alert_outcome(a)}"
+
+
+def digest_title(digest: Digest) -> str:
+    what = "Pre-open brief" if digest.kind == "open" else "Close recap"
+    return f"{what} · {digest.day:%a %d %b %Y}"
+
+
+def format_brief(digest: Digest) -> str:
+    lines = []
+    for r in digest.brief:
+        gap = r.gap_note if r.gap is None else f"pre-market gap {_signed(r.gap)}"
+        lines.append(f"{r.symbol}: last close {_num(r.last_close)} · {gap}")
+        if r.levels_note:
+            lines.append(f"  levels: {r.levels_note}")
+        else:
+            lines.append(f"  call wall {_num(r.call_wall)} · put wall {_num(r.put_wall)} · "
+                         f"zero gamma {_num(r.zero_gamma)}")
+        rng = ("n/a" if r.first_hour_range is None else f"{r.first_hour_range:.2f}")
+        lines.append(f"  first-hour range, median of last {r.range_sessions} sessions (plain statistic): {rng}")
+        if r.model is not None:
+            if r.model.version is None:
+                lines.append("  model: none loaded")
+            else:
+                lines.append(f"  model {r.model.version}, {age_text(r.model.trained_at, digest.at)}: {r.model.verdict}")
+        prev = f"{digest.previous_session:%a %d %b}" if digest.previous_session else "previous session"
+        lines.append(f"  alerts {prev}: " + ("none" if not r.alerts else str(len(r.alerts))))
+        lines += [_alert_line(a) for a in r.alerts]
+    return mark_if_simulated("\n".join(lines), [digest.data_source])
+
+
+def _day_levels(stats: list[KindStats]) -> str:
+    touched = [k for k in stats if k.touches]
+    if not touched:
+        return "no level touched"
+    return " · ".join(f"{_KIND_NAMES.get(k.kind, k.kind)} {k.touches} touch{'es' if k.touches != 1 else ''}, "
+                      f"{k.holds} held" for k in touched)
+
+
+def scorecard_line(window: ScorecardWindow | None, note: str | None) -> str:
+    if window is None or window.sessions == 0:
+        return f"Level scorecard, last 20 sessions: {note or 'no sessions with snapshots yet'}"
+    parts = []
+    for k in window.kinds:
+        rate = "n/a" if k.hold_rate is None else f"{100 * k.hold_rate:.0f}%"
+        parts.append(f"{_KIND_NAMES.get(k.kind, k.kind)} {rate}")
+    return f"Level hold rates, last {window.sessions} sessions (* = naive baseline): " + ", ".join(parts)
+
+
+def format_recap(digest: Digest) -> str:
+    lines = []
+    for r in digest.recap:
+        lines.append(f"{r.symbol}: close {_num(r.close)} ({_signed(r.change)})")
+        lines.append(f"  alerts today: {'none' if not r.alerts else len(r.alerts)}")
+        lines += [_alert_line(a) for a in r.alerts]
+        lines.append(f"  levels today: {r.levels_note if r.levels is None else _day_levels(r.levels)}")
+    lines.append(scorecard_line(digest.scorecard, digest.scorecard_note))
+    return mark_if_simulated("\n".join(lines), [digest.data_source])
+
+
+def format_digest(digest: Digest) -> str:
+    return format_brief(digest) if digest.kind == "open" else format_recap(digest)
+
+
+def _short_verdict(verdict: str) -> str:
+    if verdict.startswith("no demonstrated edge"):
+        return "no edge shown"
+    return "edge not evaluated" if verdict.startswith("edge not evaluated") else verdict
+
+
+def _touch_cell(stats: list[KindStats] | None, kind: str, note: str | None) -> str:
+    if stats is None:
+        return "no data" if note == NO_OPTION_DATA else "n/a"
+    k = next(s for s in stats if s.kind == kind)
+    return f"{k.touches} tch/{k.holds} held"
+
+
+def digest_card_rows(digest: Digest) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(symbol, six (label, value) cells, one note line) per symbol, for the digest card."""
+    out = []
+    if digest.kind == "open":
+        for r in digest.brief:
+            gap = "no data" if r.gap is None else _signed(r.gap)
+            rng = "n/a" if r.first_hour_range is None else f"{r.first_hour_range:.2f}"
+            cells = [("Last close", _num(r.last_close)), ("Pre-mkt gap", gap),
+                     (f"1st-hr range ({r.range_sessions}d)", rng)]
+            cells += [("Call wall", _num(r.call_wall)), ("Put wall", _num(r.put_wall)),
+                      ("Zero gamma", _num(r.zero_gamma))]
+            model = "no model" if r.model is None or r.model.version is None else (
+                f"{r.model.version} · {_short_verdict(r.model.verdict)}")
+            out.append((r.symbol, cells, f"{model} · alerts last session: {len(r.alerts)}"))
+        return out
+    for r in digest.recap:
+        hits = sum(a.first_hit == "target" for a in r.alerts)
+        alerts = f"{len(r.alerts)} ({hits} target)" if r.alerts else "0"
+        cells = [("Close", _num(r.close)), ("Change", _signed(r.change)), ("Alerts", alerts)]
+        cells += [(_KIND_NAMES[k], _touch_cell(r.levels, k, r.levels_note))
+                  for k in ("call_wall", "put_wall", "zero_gamma")]
+        vanna = "" if r.levels is None else "vanna: " + ", ".join(
+            f"{'support' if k.kind == 'vanna_support' else 'resistance'} {k.touches} tch/{k.holds} held"
+            for k in r.levels if k.kind.startswith("vanna"))
+        out.append((r.symbol, cells, vanna or (r.levels_note or "")))
+    return out
+
+
+def digest_card_subtitle(digest: Digest) -> str:
+    if digest.kind == "open":
+        return f"{digest.at:%H:%M} ET · 1st-hr range = median of past sessions, a plain statistic"
+    return f"{digest.at:%H:%M} ET · level touches and holds today"

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     train_at: time = time(6, 0)
     train_in_process: bool = False
     scan_delay_seconds: int = Field(default=20, ge=0, le=240)
+    # the pre-open brief (New York time) and the close recap, this long after the session's close
+    digest_open_at: time = time(9, 0)
+    digest_close_offset_minutes: int = Field(default=10, ge=0, le=240)
 
     # Telegram
     telegram_bot_token: SecretStr | None = None

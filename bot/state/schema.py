@@ -114,6 +114,14 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (symbol, taken_at)
     );
     """,
+    # digest: chats that get the pre-open brief and the close recap (one row per chat).
+    """
+    CREATE TABLE digest_subscriptions (
+        recipient  TEXT PRIMARY KEY,
+        guild_id   TEXT,               -- the Discord guild of the channel, for DISCORD_GUILD_IDS
+        created_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
