@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from bot.commands import CommandLayer
+from bot.commands import PREDICT_TIMEOUT_SECONDS, CommandLayer
 from bot.formatting import alert_threshold_line
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
@@ -106,11 +106,14 @@ class AlertEngine:
         """Predictions of different symbols run concurrently, at most SCAN_CONCURRENCY at once; what
         they lead to is then recorded symbol by symbol in watchlist order, so the outbox and the
         result are exactly those of a sequential scan."""
-        gate = asyncio.Semaphore(self.settings.scan_concurrency)
+        width = min(self.settings.scan_concurrency, len(by_symbol)) or 1
+        gate = asyncio.Semaphore(width)
+        # the predictions running at once share the CPU: each gets the time the others take too
+        timeout = PREDICT_TIMEOUT_SECONDS * width
 
         async def predict(symbol: str, subs: list) -> _Predicted:
             async with gate:
-                return await self._predict_symbol(symbol, subs, at)
+                return await self._predict_symbol(symbol, subs, at, timeout)
 
         predicted = await asyncio.gather(*(predict(sym, subs) for sym, subs in by_symbol.items()))
         for (symbol, subs), outcome in zip(by_symbol.items(), predicted, strict=True):
@@ -118,7 +121,7 @@ class AlertEngine:
             if outcome.bundle is not None:
                 await self._scan_symbol(symbol, subs, at, result, outcome)
 
-    async def _predict_symbol(self, symbol: str, subs: list, at: datetime) -> _Predicted:
+    async def _predict_symbol(self, symbol: str, subs: list, at: datetime, timeout: float) -> _Predicted:
         def skip(reason: str) -> _Predicted:
             return _Predicted(skipped=[{"symbol": symbol, "recipient": sub.recipient, "reason": reason}
                                        for sub in subs])
@@ -129,7 +132,7 @@ class AlertEngine:
             return skip("no demonstrated edge")
         try:
             bundle, reply, record = await self.layer.prediction_without_chart(
-                symbol, requested_by=None, now=at, source="scan")
+                symbol, requested_by=None, now=at, source="scan", timeout=timeout)
         except (MarketDataError, TimeoutError) as exc:
             log.warning("scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
             return skip("market data unavailable")

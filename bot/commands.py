@@ -253,13 +253,13 @@ class CommandLayer:
         return reply, record
 
     async def prediction_without_chart(self, symbol: str, *, requested_by: str | None,
-                                       now: datetime | None = None, source: str = "command"
+                                       now: datetime | None = None, source: str = "command",
+                                       timeout: float = PREDICT_TIMEOUT_SECONDS
                                        ) -> tuple[PredictionBundle, Reply, dict]:
         """The prediction, logged, and its reply without the chart: a scan renders the chart only for
         a symbol someone will receive (`services.prediction_png(bundle, for_alert=True)`)."""
         s = self.settings
-        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
-                                        PREDICT_TIMEOUT_SECONDS)
+        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now), timeout)
         pred = bundle.prediction
         record = pred.to_dict()
         record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()

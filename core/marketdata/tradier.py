@@ -125,6 +125,11 @@ class SlidingWindowPacer:
         finally:
             self._notify()
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return len(self._waiting)
+
     def release(self) -> None:
         """The request taken with `acquire(until_done=True)` has its answer (or failed)."""
         self._in_flight -= 1
@@ -155,7 +160,7 @@ class TradierProvider:
     def __init__(self, token: str, base_url: str, requests_per_minute: int = 110, timeout: float = 10.0,
                  max_retries: int = 4, clock: Callable[[], datetime] | None = None, *,
                  rate_window: float = 60.0, max_wait: float = 65.0, backoff_base: float = 0.5,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
         if not token:
             raise MarketDataError("Tradier needs an access token")
         if max_retries < 0 or timeout <= 0:
@@ -168,7 +173,7 @@ class TradierProvider:
         self._max_wait = max_wait
         self._backoff_base = backoff_base
         self._sleep = sleep
-        self._pacer = SlidingWindowPacer(requests_per_minute, rate_window, sleep)
+        self._pacer = SlidingWindowPacer(requests_per_minute, rate_window, sleep, monotonic)
         self._quota_reset_at = 0.0  # epoch seconds; set when X-Ratelimit-Available reaches 0
         self._session: aiohttp.ClientSession | None = None
         self._inflight: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
