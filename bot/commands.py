@@ -40,7 +40,7 @@ from bot.services import Services
 from bot.state import StateDB
 from core import calendar
 from core.edge import edge_status, threshold_stats
-from core.predictor import UnknownSymbol
+from core.predictor import PredictionBundle, UnknownSymbol
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
@@ -253,11 +253,20 @@ class CommandLayer:
 
     async def predict_reply(self, symbol: str, *, requested_by: str | None, now: datetime | None = None,
                             source: str = "command") -> tuple[Reply, dict]:
+        bundle, reply, record = await self.prediction_without_chart(symbol, requested_by=requested_by, now=now,
+                                                                    source=source)
+        reply.image = await self.services.prediction_png(bundle, for_alert=source == "scan")
+        return reply, record
+
+    async def prediction_without_chart(self, symbol: str, *, requested_by: str | None,
+                                       now: datetime | None = None, source: str = "command",
+                                       timeout: float = PREDICT_TIMEOUT_SECONDS
+                                       ) -> tuple[PredictionBundle, Reply, dict]:
+        """The prediction, logged, and its reply without the chart: a scan renders the chart only for
+        a symbol someone will receive (`services.prediction_png(bundle, for_alert=True)`)."""
         s = self.settings
-        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
-                                        PREDICT_TIMEOUT_SECONDS)
+        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now), timeout)
         pred = bundle.prediction
-        png = await self.services.prediction_png(bundle, for_alert=source == "scan")
         record = pred.to_dict()
         record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()
         try:
@@ -269,9 +278,9 @@ class CommandLayer:
                                  now=self.services.provider.now(), full=False)
         buttons = [Button("Refresh", f"/predict {symbol}"), Button("Levels", f"/levels {symbol}"),
                    Button("Subscribe", f"/subscribe {symbol}")]
-        reply = Reply(text, title=prediction_title(pred), image=png,
+        reply = Reply(text, title=prediction_title(pred), image=None,
                       image_name=f"{symbol}_prediction.png", buttons=buttons)
-        return reply, record
+        return bundle, reply, record
 
     @handles("levels")
     async def cmd_levels(self, who: Requester, args: list[str]) -> Reply:
