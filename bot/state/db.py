@@ -1,9 +1,11 @@
-"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots)."""
+"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots,
+per-chat notification settings)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.state.chat_settings import ChatSettingsMixin
 from bot.state.level_snapshots import LevelSnapshotsMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
@@ -12,7 +14,7 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, ChatSettingsMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads

@@ -114,6 +114,17 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (symbol, taken_at)
     );
     """,
+    # N: what each chat receives (/settings): per alert kind 'on', 'silent' (no notification sound) or
+    # 'off' (sends nothing; its subscriptions stay). A chat without a row gets everything 'on'.
+    """
+    CREATE TABLE chat_settings (
+        recipient  TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('score', 'level', 'digest')),
+        mode       TEXT NOT NULL CHECK (mode IN ('on', 'silent', 'off')),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (recipient, kind)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
