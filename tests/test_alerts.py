@@ -130,7 +130,7 @@ async def test_threshold_zero_alerts_and_hundred_does_not(stack):
     assert chat == "111"
     assert reply.title.startswith("ALERT · SPY ") and "Win probability" in reply.text
     assert reply.image is not None and reply.image.startswith(PNG_MAGIC)
-    assert [b.data for b in reply.buttons] == ["/predict SPY", "/levels SPY", "/subscribe SPY"]
+    assert [b.data for b in reply.buttons] == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
     printed = stack.console_out.getvalue()
     assert "ALERT == ALERT · SPY" in printed and "Chart: " in printed
 
