@@ -138,6 +138,7 @@ async def test_refresh_button_goes_to_layer_with_that_chats_requester(running):
     [photo] = await fake.wait_for("sendPhoto")
     assert layer.calls == [(Requester("telegram", "-100123", user_id="55", username="bob"), "/predict SPY")]
     assert photo.params["chat_id"] == -100123
+    await fake.wait_for("answerCallbackQuery")  # answered once the reply is out
     assert len(fake.calls_to("answerCallbackQuery")) == 1
 
 
