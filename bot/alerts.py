@@ -224,6 +224,7 @@ class AlertEngine:
                     await asyncio.to_thread(self.state.mark_failed, row.id, NOT_ALLOWED, True)
                     log.warning("alert %s to %s dropped: %s", row.id, row.recipient, NOT_ALLOWED)
                     continue
+                # rows from before the outbox's kind column (added with level alerts) are score alerts
                 mode = await self.chat_setting(row.recipient, getattr(row, "kind", "score"))
                 if mode == "off":  # the chat's /settings: keep its subscriptions, send nothing
                     await asyncio.to_thread(self.state.mark_failed, row.id, MUTED, True)

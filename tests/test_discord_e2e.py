@@ -289,3 +289,17 @@ async def test_reply_buttons_are_present_and_refresh_edits_the_original_response
     press = await fake.press_button(reply.message_id, "/levels SPY", guild_id=ALLOWED, user_id=USER)
     [levels] = await fake.wait_followups(press.token, timeout=20)
     assert "options levels" in only_embed(levels)["title"]
+
+
+async def test_a_button_pressed_in_a_guild_not_allowed_is_refused_and_edits_nothing(discord_env, layer):
+    fake, _adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "IWM"})
+    [reply] = await fake.wait_followups(sent.token, timeout=20)
+    # the same message seen from a guild outside DISCORD_GUILD_IDS (a forged or copied component)
+    press = await fake.press_button(reply.message_id, "refresh:IWM", guild_id=FOREIGN, user_id=USER)
+    [refusal] = await fake.wait_followups(press.token, timeout=20)
+    embed = only_embed(refusal)
+    assert "not allowed" in embed["description"] and embed["color"] == discord.Colour.red().value
+    assert [m.kind for m in fake.messages if m.target == press.token] == ["followup"]
+    assert button_ids(refusal) == []
+    assert len(layer.state.recent_predictions(5)) == 1
