@@ -34,6 +34,7 @@ TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
 APOLOGY = "Sorry, something went wrong. Please try again in a minute."
 CUSTOM_ID_LIMIT = 100
+BUTTONS_PER_ROW = 3
 # discord.py keeps a message's buttons in memory to route their presses: for a trading day, not forever
 VIEW_TIMEOUT_SECONDS = 8 * 3600.0
 
@@ -117,13 +118,15 @@ ButtonPress = Callable[[Any, str], Awaitable[None]]
 
 def reply_view(buttons: list[Button], press: ButtonPress) -> discord.ui.View | None:
     """The reply's buttons under its embed; a press calls `press(interaction, button.data)`."""
-    usable = [b for b in buttons if len(b.data) <= CUSTOM_ID_LIMIT]
+    # three a row, as on Telegram (/settings: a row per alert kind); Discord allows five rows
+    usable = [b for b in buttons if len(b.data) <= CUSTOM_ID_LIMIT][: 5 * BUTTONS_PER_ROW]
     if not usable:
         return None
     view = discord.ui.View(timeout=VIEW_TIMEOUT_SECONDS)
-    for button in usable:
+    for i, button in enumerate(usable):
         item: discord.ui.Button = discord.ui.Button(label=button.label[:80], custom_id=button.data,
-                                                    style=discord.ButtonStyle.secondary)
+                                                    style=discord.ButtonStyle.secondary,
+                                                    row=i // BUTTONS_PER_ROW)
         item.callback = functools.partial(press, data=button.data)  # type: ignore[method-assign]
         view.add_item(item)
     return view
