@@ -31,6 +31,7 @@ from core.types import NY, MarketDataError
 log = logging.getLogger(__name__)
 TRANSIENT_ATTEMPTS_UNCAPPED = 1_000_000
 NOT_ALLOWED = "not allowed"
+MUTED = "off in this chat's /settings"
 
 
 class Notifier(Protocol):
@@ -191,6 +192,11 @@ class AlertEngine:
                         "" if removed == 1 else "s")
         return False
 
+    async def chat_setting(self, recipient: str, kind: str) -> str:
+        """How `recipient` wants alerts of `kind` ("score", "level", "digest") delivered, per its
+        /settings: "on", "silent" (no notification sound) or "off" (not sent)."""
+        return await asyncio.to_thread(self.state.chat_setting, recipient, kind)
+
     async def _discord_guild(self, recipient: str, channel_id: str) -> str | None:
         """The stored guild; for a row from before the guild was stored, asked once through the REST
         API and stored. None: the channel cannot be resolved."""
@@ -251,11 +257,17 @@ class AlertEngine:
                     await asyncio.to_thread(self.state.mark_failed, row.id, NOT_ALLOWED, True)
                     log.warning("alert %s to %s dropped: %s", row.id, row.recipient, NOT_ALLOWED)
                     continue
+                # rows from before the outbox's kind column (added with level alerts) are score alerts
+                mode = await self.chat_setting(row.recipient, getattr(row, "kind", "score"))
+                if mode == "off":  # the chat's /settings: keep its subscriptions, send nothing
+                    await asyncio.to_thread(self.state.mark_failed, row.id, MUTED, True)
+                    continue
                 # pending -> sending first: another process delivering from this outbox (e.g.
                 # `tradebot scan --once` beside the bot) may have taken the row since it was read
                 if not await asyncio.to_thread(self.state.claim_alert, row.id):
                     continue
                 reply = _reply_from_payload(row.payload)
+                reply.silent = mode == "silent"
                 try:
                     await notifier.send(chat_id, reply)
                 except DeliveryError as exc:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
 
-from bot.command_specs import COMMANDS, COMMANDS_BY_NAME, CommandSpec
+from bot.command_specs import ALERT_KIND_CHOICES, COMMANDS, COMMANDS_BY_NAME, MODE_CHOICES, CommandSpec
 from bot.errors import user_message
 from bot.formatting import (
     SIMULATED_BANNER,
     age_text,
     digest_subscribed_text,
     digest_unsubscribed_text,
+    format_chat_settings,
     format_level_scorecard,
     format_levels,
     format_prediction,
@@ -32,6 +33,7 @@ from bot.formatting import (
     mark_if_simulated,
     metric_summary,
     prediction_title,
+    refreshed_title,
     threshold_meaning_text,
 )
 from bot.reply import Button, Reply, Requester
@@ -49,6 +51,24 @@ CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not tab 
 PREDICT_TIMEOUT_SECONDS = 14.0
 DIGEST_WORD = "digest"
 DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
+
+
+# Callback data of the buttons that replace the message they sit on (not typed commands):
+# "refresh:SPY" re-runs /predict SPY; "set:score:off" runs /settings score off.
+REFRESH_BUTTON = re.compile(r"refresh:([A-Za-z0-9.\-]{1,12})")
+SETTINGS_BUTTON = re.compile(rf"set:({'|'.join(ALERT_KIND_CHOICES)}):({'|'.join(MODE_CHOICES)})")
+SETTINGS_USAGE = "Usage: /settings [score|level|digest] [on|silent|off]"
+
+
+def button_command(data: str) -> str | None:
+    """The command a replacing button's callback data stands for; None for anything else."""
+    if not isinstance(data, str):
+        return None
+    if match := REFRESH_BUTTON.fullmatch(data):
+        return f"/predict {match[1]}"
+    if match := SETTINGS_BUTTON.fullmatch(data):
+        return f"/settings {match[1]} {match[2]}"
+    return None
 
 
 class ArgumentError(ValueError):
@@ -179,6 +199,19 @@ class CommandLayer:
 
     # ---- entry point ----------------------------------------------------------------------------
     async def handle(self, who: Requester, text: str) -> Reply:
+        """Answer a command, or a replacing button's callback data (see button_command): that reply
+        says it replaces the button's message, and a Refresh says when it was made."""
+        command = button_command(text)
+        if command is None:
+            return await self._handle_command(who, text)
+        reply = await self._handle_command(who, command)
+        if reply.ok:
+            reply.replaces_message = True
+            if REFRESH_BUTTON.fullmatch(text):
+                reply.title = refreshed_title(reply.title, self.services.provider.now().astimezone(NY))
+        return reply
+
+    async def _handle_command(self, who: Requester, text: str) -> Reply:
         access = self.access(who)
         if not access.allowed:
             return Reply(access.refusal, ok=False)
@@ -276,7 +309,7 @@ class CommandLayer:
             record["id"] = None
         text = format_prediction(pred, horizon_minutes=s.horizon_bars * s.bar_minutes,
                                  now=self.services.provider.now(), full=False)
-        buttons = [Button("Refresh", f"/predict {symbol}"), Button("Levels", f"/levels {symbol}"),
+        buttons = [Button("Refresh", f"refresh:{symbol}"), Button("Levels", f"/levels {symbol}"),
                    Button("Subscribe", f"/subscribe {symbol}")]
         reply = Reply(text, title=prediction_title(pred), image=None,
                       image_name=f"{symbol}_prediction.png", buttons=buttons)
@@ -341,6 +374,18 @@ class CommandLayer:
                          title="Subscribed")
         removed = await asyncio.to_thread(self.state.unsubscribe_digest, who.recipient)
         return Reply(digest_unsubscribed_text(removed), title="Unsubscribed")
+    @handles("settings")
+    async def cmd_settings(self, who: Requester, args: list[str]) -> Reply:
+        if len(args) == 1 or (args and args[0].lower() not in ALERT_KIND_CHOICES) or (
+                len(args) == 2 and args[1].lower() not in MODE_CHOICES):
+            raise ArgumentError(SETTINGS_USAGE)
+        if args:
+            await asyncio.to_thread(self.state.set_chat_setting, who.recipient, args[0].lower(), args[1].lower())
+        modes = await asyncio.to_thread(self.state.chat_settings, who.recipient)
+        # one row per kind on Telegram (three buttons a row); the current mode is marked
+        buttons = [Button(f"{'• ' if modes[kind] == mode else ''}{kind} {mode}", f"set:{kind}:{mode}")
+                   for kind in ALERT_KIND_CHOICES for mode in MODE_CHOICES]
+        return Reply(format_chat_settings(modes), title="Notification settings", buttons=buttons)
 
     @handles("status")
     async def cmd_status(self, who: Requester, args: list[str]) -> Reply:

@@ -438,3 +438,20 @@ def digest_card_subtitle(digest: Digest) -> str:
     if digest.kind == "open":
         return f"{digest.at:%H:%M} ET · 1st-hr range = median of past sessions, a plain statistic"
     return f"{digest.at:%H:%M} ET · level touches and holds today"
+
+
+CHAT_SETTING_NAMES = {"score": "Score alerts", "level": "Level alerts", "digest": "Digests"}
+MODE_MEANINGS = {"on": "on", "silent": "silent (no notification sound)", "off": "off (nothing is sent)"}
+
+
+def format_chat_settings(modes: dict[str, str]) -> str:
+    """What a chat receives, one line per alert kind, and how to change it."""
+    lines = [f"{CHAT_SETTING_NAMES.get(kind, kind)}: {MODE_MEANINGS.get(mode, mode)}" for kind, mode in modes.items()]
+    lines += ["", "Off keeps your subscriptions and thresholds; /unsubscribe deletes them.",
+              "Change one: /settings score|level|digest on|silent|off"]
+    return "\n".join(lines)
+
+
+def refreshed_title(title: str | None, at: datetime) -> str:
+    """A refreshed reply's headline: it replaces an older message, so it says when it was made."""
+    return f"{title or 'Prediction'} · refreshed {at:%H:%M}"
