@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from bot.commands import CommandLayer
+from bot.commands import PREDICT_TIMEOUT_SECONDS, CommandLayer
 from bot.formatting import alert_threshold_line
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
@@ -24,11 +24,14 @@ from bot.state import StateDB
 from core import calendar
 from core.clock import Clock, wall_clock
 from core.edge import edge_status
+from core.marketdata.priority import SCAN, market_priority
+from core.predictor import PredictionBundle
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 TRANSIENT_ATTEMPTS_UNCAPPED = 1_000_000
 NOT_ALLOWED = "not allowed"
+MUTED = "off in this chat's /settings"
 
 
 class Notifier(Protocol):
@@ -45,6 +48,15 @@ class ScanResult:
     def to_dict(self) -> dict:
         return {"at": self.at.isoformat(), "market_open": self.market_open, "sent": self.sent,
                 "skipped": self.skipped}
+
+
+@dataclass
+class _Predicted:
+    """One symbol's scan prediction, or the skips recorded instead of it."""
+    bundle: PredictionBundle | None = None
+    reply: Reply | None = None
+    record: dict | None = None
+    skipped: list[dict] = field(default_factory=list)
 
 
 class AlertEngine:
@@ -83,35 +95,56 @@ class AlertEngine:
                 for sub in rows:
                     result.skipped.append({"symbol": sym, "recipient": sub.recipient, "reason": "market closed"})
             return result
-        for symbol, rows in by_symbol.items():
-            await self._scan_symbol(symbol, rows, at, result)
+        with market_priority(SCAN):  # users' /predict and /levels go ahead of this traffic in the pacer
+            await self.layer.services.predictor.prime_quotes(list(by_symbol), at)  # one batched quote call
+            await self._scan_symbols(by_symbol, at, result)
         # expiry follows the market's own clock: a what-if scan dated tomorrow must not expire today's alerts
         result.sent.extend(await self.deliver_pending(self.layer.services.provider.now()))
         release_memory()
         return result
 
-    async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult) -> None:
+    async def _scan_symbols(self, by_symbol: dict[str, list], at: datetime, result: ScanResult) -> None:
+        """Predictions of different symbols run concurrently, at most SCAN_CONCURRENCY at once; what
+        they lead to is then recorded symbol by symbol in watchlist order, so the outbox and the
+        result are exactly those of a sequential scan."""
+        width = min(self.settings.scan_concurrency, len(by_symbol)) or 1
+        gate = asyncio.Semaphore(width)
+        # the predictions running at once share the CPU: each gets the time the others take too
+        timeout = PREDICT_TIMEOUT_SECONDS * width
+
+        async def predict(symbol: str, subs: list) -> _Predicted:
+            async with gate:
+                return await self._predict_symbol(symbol, subs, at, timeout)
+
+        predicted = await asyncio.gather(*(predict(sym, subs) for sym, subs in by_symbol.items()))
+        for (symbol, subs), outcome in zip(by_symbol.items(), predicted, strict=True):
+            result.skipped.extend(outcome.skipped)
+            if outcome.bundle is not None:
+                await self._scan_symbol(symbol, subs, at, result, outcome)
+
+    async def _predict_symbol(self, symbol: str, subs: list, at: datetime, timeout: float) -> _Predicted:
+        def skip(reason: str) -> _Predicted:
+            return _Predicted(skipped=[{"symbol": symbol, "recipient": sub.recipient, "reason": reason}
+                                       for sub in subs])
+
         model = self.layer.services.registry.get(symbol)
         if model is not None and not edge_status(model.manifest, self.settings.alerts_require_edge).alerts_enabled:
             # the walk-forward showed no edge: an alert would be a coin flip presented as a signal
-            for sub in subs:
-                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
-                                       "reason": "no demonstrated edge"})
-            return
+            return skip("no demonstrated edge")
         try:
-            reply, record = await self.layer.predict_reply(symbol, requested_by=None, now=at, source="scan")
+            bundle, reply, record = await self.layer.prediction_without_chart(
+                symbol, requested_by=None, now=at, source="scan", timeout=timeout)
         except (MarketDataError, TimeoutError) as exc:
             log.warning("scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
-            for sub in subs:
-                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
-                                       "reason": "market data unavailable"})
-            return
+            return skip("market data unavailable")
         except Exception as exc:
             log.exception("scan %s failed", symbol)
-            for sub in subs:
-                result.skipped.append({"symbol": symbol, "recipient": sub.recipient,
-                                       "reason": f"prediction failed ({type(exc).__name__})"})
-            return
+            return skip(f"prediction failed ({type(exc).__name__})")
+        return _Predicted(bundle, reply, record)
+
+    async def _scan_symbol(self, symbol: str, subs: list, at: datetime, result: ScanResult,
+                           predicted: _Predicted) -> None:
+        reply, record = predicted.reply, predicted.record
         score = float(record["quality_score"])
         direction = str(record["direction"])
         session = at.date()
@@ -133,9 +166,10 @@ class AlertEngine:
             if last is not None and at - last < cooldown:
                 result.skipped.append({**base, "reason": "in cooldown"})
                 continue
-            if shared is None:
+            if shared is None:  # the chart is rendered only now that someone will receive it
+                png = await self.layer.services.prediction_png(predicted.bundle, for_alert=True)
                 shared = {"title": "ALERT · " + (reply.title or symbol), "text": reply.text,
-                          "chart": self._save_chart(symbol, at, reply.image),
+                          "chart": self._save_chart(symbol, at, png),
                           "buttons": [[b.label, b.data] for b in reply.buttons]}
             payload = {**shared, "text": f"{reply.text}\n{alert_threshold_line(sub.threshold)}"}
             alert_id = await asyncio.to_thread(
@@ -157,6 +191,11 @@ class AlertEngine:
             log.warning("%s is not allowed any more: deleted its %d subscription%s", recipient, removed,
                         "" if removed == 1 else "s")
         return False
+
+    async def chat_setting(self, recipient: str, kind: str) -> str:
+        """How `recipient` wants alerts of `kind` ("score", "level", "digest") delivered, per its
+        /settings: "on", "silent" (no notification sound) or "off" (not sent)."""
+        return await asyncio.to_thread(self.state.chat_setting, recipient, kind)
 
     async def _discord_guild(self, recipient: str, channel_id: str) -> str | None:
         """The stored guild; for a row from before the guild was stored, asked once through the REST
@@ -218,11 +257,17 @@ class AlertEngine:
                     await asyncio.to_thread(self.state.mark_failed, row.id, NOT_ALLOWED, True)
                     log.warning("alert %s to %s dropped: %s", row.id, row.recipient, NOT_ALLOWED)
                     continue
+                # rows from before the outbox's kind column (added with level alerts) are score alerts
+                mode = await self.chat_setting(row.recipient, getattr(row, "kind", "score"))
+                if mode == "off":  # the chat's /settings: keep its subscriptions, send nothing
+                    await asyncio.to_thread(self.state.mark_failed, row.id, MUTED, True)
+                    continue
                 # pending -> sending first: another process delivering from this outbox (e.g.
                 # `tradebot scan --once` beside the bot) may have taken the row since it was read
                 if not await asyncio.to_thread(self.state.claim_alert, row.id):
                     continue
                 reply = _reply_from_payload(row.payload)
+                reply.silent = mode == "silent"
                 try:
                     await notifier.send(chat_id, reply)
                 except DeliveryError as exc:

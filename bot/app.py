@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.alerts import AlertEngine, Notifier
 from bot.commands import CommandLayer
@@ -31,8 +31,10 @@ from bot.services import Services, build_services
 from bot.state import StateDB
 from bot.transport_health import TransportHealth, all_down_longer_than
 from config import Settings
-from core.clock import wall_clock_ny
 from core.types import NY, MarketDataError
+
+if TYPE_CHECKING:
+    from bot.digest import DigestKind
 
 log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 8.0
@@ -137,6 +139,22 @@ class BotApp:
                 log.info("levels snapshots: %s (%d archived)", ", ".join(run.taken), run.archived)
         except Exception:
             log.exception("levels snapshot failed")
+
+    async def send_open_digest(self) -> None:
+        await self._send_digest("open")
+
+    async def send_close_digest(self) -> None:
+        await self._send_digest("close")
+
+    async def _send_digest(self, kind: DigestKind) -> None:
+        from bot.digest import send_digest
+
+        try:
+            result = await send_digest(self.alerts, kind, self.services.provider.now())
+            if result.sent:
+                log.info("%s digest sent to %d chats", kind, len(result.sent))
+        except Exception:
+            log.exception("%s digest failed", kind)
 
     async def score_outcomes(self) -> None:
         from bot.outcomes import score_due_predictions
@@ -305,57 +323,18 @@ async def scan_once(settings: Settings, at: datetime | None) -> dict:
         await app.shutdown()
 
 
-async def level_performance_report(settings: Settings, *, as_json: bool) -> int:
-    """`tradebot performance --levels`: the level scorecard from the recorded snapshots."""
-    import json
+async def digest_once(settings: Settings, kind: DigestKind, at: datetime | None) -> dict:
+    """`tradebot digest --once`: the scheduled digest's code, once, as if at `at` (default now)."""
+    from bot.digest import send_digest
 
-    from bot.formatting import format_level_scorecard
-    from bot.level_record import level_scorecard
-    from core.options.snapshot import NO_OPTION_DATA
-
-    services = build_services(settings)
-    state = StateDB(state_path(settings), recover_sends=False)
+    state = StateDB(state_path(settings), recover_sends=False)  # beside a running bot, as scan --once
+    app = BotApp(settings, build_services(settings), state)
     try:
-        card = await level_scorecard(services, state, services.provider.now())
+        await app.services.registry.reload()
+        await app.start_transports(console_stdout=sys.stderr, one_shot=True)
+        when = at or app.services.provider.now()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=NY)
+        return (await send_digest(app.alerts, kind, when)).to_dict()
     finally:
-        state.close()
-        await services.close()
-    if as_json:
-        body = {"data_source": services.provider.source, "note": NO_OPTION_DATA if card is None else None}
-        body.update(card.to_dict() if card is not None else {})
-        print(json.dumps(body))
-    else:
-        print(format_level_scorecard(card, data_source=services.provider.source))
-    return 0
-
-
-async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None,
-                             now: datetime | None = None) -> int:
-    import json
-
-    from bot.formatting import mark_if_simulated
-    from bot.scorecard import compute_scorecard, format_scorecard
-
-    state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
-    try:
-        rows = state.all_predictions()
-    finally:
-        state.close()
-    card = compute_scorecard(rows, now or wall_clock_ny(), threshold=settings.alert_threshold)
-    if as_json:
-        print(json.dumps(card, default=str))
-    else:
-        print(mark_if_simulated(format_scorecard(card), (r.data_source for r in rows)))
-    if chart is not None:
-        from charts.performance_chart import render_performance_chart
-
-        png = render_performance_chart(card.get("all_time", {}).get("calibration", []),
-                                       card.get("cumulative_r", []), title="Live scorecard")
-        try:
-            chart.parent.mkdir(parents=True, exist_ok=True)
-            chart.write_bytes(png)
-        except OSError as exc:
-            print(f"error: cannot write {chart}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        print(f"Chart: {chart}")
-    return 0
+        await app.shutdown()

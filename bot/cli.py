@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from config import ConfigError, Settings, load_settings
 from core.types import NY
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", help="run one alert scan now (or as if at --at)")
     s.add_argument("--once", action="store_true", required=True)
     s.add_argument("--at", metavar="ISO-TIME")
+    dg = sub.add_parser("digest", help="build and deliver one pre-open brief or close recap now (or as if at --at)")
+    dg.add_argument("--once", action="store_true", required=True)
+    dg.add_argument("--kind", choices=("open", "close"), required=True)
+    dg.add_argument("--at", metavar="ISO-TIME")
     pf = sub.add_parser("performance", help="live scorecard of logged predictions")
     pf.add_argument("--json", action="store_true")
     pf.add_argument("--chart", type=Path, metavar="PATH")
@@ -127,7 +131,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.formatting import format_metrics_table
+    from bot.cli_text import format_metrics_table
     from core.stores import open_store
     from training.pipeline import train_symbols
 
@@ -169,7 +173,7 @@ async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.formatting import format_archive_report
+    from bot.cli_text import format_archive_report
     from core.stores import open_store
     from core.types import NY
 
@@ -205,6 +209,8 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     rows = await asyncio.to_thread(store.list_all)
     if args.symbol:
         rows = [r for r in rows if r.get("symbol") == args.symbol.upper()]
+    from bot.cli_text import version_summary
+
     for r in rows:
         r["summary"] = version_summary(r["metrics"], r["complete"])
     if args.json:
@@ -218,18 +224,6 @@ async def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{mark} {r.get('symbol', '?'):5} {r.get('timeframe', '?'):6} {r.get('version', '?'):22} "
               f"trained {r.get('trained_at', '?')}  {r.get('summary', '')}")
     return 0
-
-
-SUMMARY_KEYS = ("profit_target.auc", "trade_quality.auc", "trade_quality.brier", "future_high.relative_mae",
-                "future_low.relative_mae")
-
-
-def version_summary(metrics: dict[str, Any], complete: bool) -> str:
-    """One short line per version for `tradebot models`, e.g. "auc=0.612 brier=0.231"."""
-    keys = [k for k in SUMMARY_KEYS if k in metrics] or sorted(metrics)
-    parts = [f"{k}={metrics[k]:.3f}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}" for k in keys]
-    text = " ".join(parts[:6])
-    return text if complete else f"{text} (incomplete)".strip()
 
 
 async def _with_services(settings: Settings, fn: Callable[..., Awaitable[int]], *a: object) -> int:
@@ -277,21 +271,34 @@ async def cmd_levels(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.cli_text import format_backtest
     from core.stores import open_store
     from training.backtest import BacktestError
-    from training.backtest_run import run_symbol_backtest
+    from training.backtest_run import backtest_symbol
     from training.walkforward import WalkForwardError
 
     symbol = _symbol(settings, args.symbol)
     _, archive = open_store(settings)
     try:
-        return await run_symbol_backtest(settings, archive, symbol, chart=args.chart, as_json=args.json)
+        report, source = await backtest_symbol(settings, archive, symbol,
+                                                lambda m: print(m, file=sys.stderr, flush=True))
     except (WalkForwardError, BacktestError) as exc:
         raise CliError(f"cannot backtest {symbol}: {exc}") from None
+    print(json.dumps(report, default=str) if args.json else format_backtest(report, symbol=symbol, data_source=source))
+    if args.chart is not None:
+        from charts.backtest_chart import render_backtest_chart
+
+        png = render_backtest_chart(report.get("calibration", []), report.get("equity_curve", []),
+                                    title=f"{symbol} walk-forward backtest", data_source=source,
+                                    window=report.get("window"))
+        args.chart.parent.mkdir(parents=True, exist_ok=True)
+        args.chart.write_bytes(png)
+        print(f"Chart: {args.chart}")
+    return 0
 
 
 async def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.formatting import format_evaluation
+    from bot.cli_text import format_evaluation
     from core.store import ModelNotFound
     from core.stores import open_store
     from training.evaluate import NothingToEvaluate, evaluate_symbol
@@ -318,6 +325,14 @@ async def cmd_scan(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_digest(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import digest_once
+
+    at = _scan_time(args.at) if args.at else None
+    print(json.dumps(await digest_once(settings, args.kind, at)))
+    return 0
+
+
 SCAN_AT_AHEAD_DAYS = 366
 
 
@@ -339,9 +354,65 @@ def _scan_time(text: str) -> datetime:
     return at
 
 
-async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import level_performance_report, performance_report
+async def level_performance_report(settings: Settings, *, as_json: bool) -> int:
+    """`tradebot performance --levels`: the level scorecard from the recorded snapshots."""
+    from bot.app import state_path
+    from bot.formatting import format_level_scorecard
+    from bot.level_record import level_scorecard
+    from bot.services import build_services
+    from bot.state import StateDB
+    from core.options.snapshot import NO_OPTION_DATA
 
+    services = build_services(settings)
+    state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
+    try:
+        card = await level_scorecard(services, state, services.provider.now())
+    finally:
+        state.close()
+        await services.close()
+    if as_json:
+        body = {"data_source": services.provider.source, "note": NO_OPTION_DATA if card is None else None}
+        body.update(card.to_dict() if card is not None else {})
+        print(json.dumps(body))
+    else:
+        print(format_level_scorecard(card, data_source=services.provider.source))
+    return 0
+
+
+async def performance_report(settings: Settings, *, as_json: bool, chart: Path | None,
+                             now: datetime | None = None) -> int:
+    from bot.app import state_path
+    from bot.formatting import format_scorecard, mark_if_simulated
+    from bot.scorecard import compute_scorecard
+    from bot.state import StateDB
+    from core.clock import wall_clock_ny
+
+    state = StateDB(state_path(settings), read_only=True)  # beside a live bot: touch nothing
+    try:
+        rows = state.all_predictions()
+    finally:
+        state.close()
+    card = compute_scorecard(rows, now or wall_clock_ny(), threshold=settings.alert_threshold)
+    if as_json:
+        print(json.dumps(card, default=str))
+    else:
+        print(mark_if_simulated(format_scorecard(card), (r.data_source for r in rows)))
+    if chart is not None:
+        from charts.performance_chart import render_performance_chart
+
+        png = render_performance_chart(card.get("all_time", {}).get("calibration", []),
+                                       card.get("cumulative_r", []), title="Live scorecard")
+        try:
+            chart.parent.mkdir(parents=True, exist_ok=True)
+            chart.write_bytes(png)
+        except OSError as exc:
+            print(f"error: cannot write {chart}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"Chart: {chart}")
+    return 0
+
+
+async def cmd_performance(settings: Settings, args: argparse.Namespace) -> int:
     if args.levels:
         if args.chart is not None:
             raise CliError("--chart is for the prediction scorecard, not --levels")
@@ -365,7 +436,7 @@ def _day(raw: str | None, flag: str, *, end: bool) -> datetime | None:
 
 async def cmd_levels_history(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import state_path
-    from bot.formatting import format_levels_history
+    from bot.cli_text import format_levels_history
     from bot.level_record import snapshot_history
     from bot.state import StateDB
     from core.options.snapshot import NO_OPTION_DATA
@@ -440,6 +511,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = 
     "backtest": cmd_backtest,
     "evaluate": cmd_evaluate,
     "scan": cmd_scan,
+    "digest": cmd_digest,
     "performance": cmd_performance,
     "levels-history": cmd_levels_history,
     "export-log": cmd_export_log,

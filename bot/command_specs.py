@@ -32,6 +32,8 @@ class CommandSpec:
         return " ".join(parts)
 
 
+ALERT_KIND_CHOICES = ("score", "level", "digest")
+MODE_CHOICES = ("on", "silent", "off")
 SYMBOL = ArgSpec("symbol", "symbol", "Ticker, e.g. SPY")
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("start", "What this bot does"),
@@ -40,14 +42,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("levels", "Options gamma/vanna levels", (SYMBOL,)),
     CommandSpec(
         "subscribe", "Push alerts to this chat",
-        (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),
+        (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest' for the pre-open brief and close recap"),
          ArgSpec("threshold", "number", "Quality score 0-100")),
     ),
-    CommandSpec("unsubscribe", "Stop alerts for this chat", (ArgSpec("symbol", "symbol_or_all", "Ticker or 'all'"),)),
+    CommandSpec("unsubscribe", "Stop alerts for this chat",
+                (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest'"),)),
     CommandSpec("status", "Models, data source, market hours, jobs"),
     # kind "symbol" makes it a plain text option on Discord, which has no kind for a fixed word yet
     CommandSpec("performance", "Live scorecard of past predictions, or of the options levels",
                 (ArgSpec("view", "symbol", "'levels': did the options levels hold?", choices=("levels",)),)),
+    CommandSpec("settings", "What this chat receives: score alerts, level alerts, digests",
+                (ArgSpec("kind", "symbol", "Which alerts: score, level or digest", choices=ALERT_KIND_CHOICES),
+                 ArgSpec("mode", "symbol", "on, silent (no sound) or off", choices=MODE_CHOICES))),
     CommandSpec("log", "Last predictions and outcomes", (ArgSpec("n", "int", "How many (1-50)"),)),
     CommandSpec("reload", "Reload models now (admins)", admin_only=True),
 )

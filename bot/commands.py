@@ -17,32 +17,58 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
 
-from bot.command_specs import COMMANDS, COMMANDS_BY_NAME, CommandSpec
+from bot.command_specs import ALERT_KIND_CHOICES, COMMANDS, COMMANDS_BY_NAME, MODE_CHOICES, CommandSpec
 from bot.errors import user_message
 from bot.formatting import (
     SIMULATED_BANNER,
     age_text,
+    digest_subscribed_text,
+    digest_unsubscribed_text,
+    format_chat_settings,
     format_level_scorecard,
     format_levels,
     format_prediction,
+    format_scorecard,
+    log_line,
     mark_if_simulated,
+    metric_summary,
     prediction_title,
+    refreshed_title,
     threshold_meaning_text,
 )
 from bot.reply import Button, Reply, Requester
-from bot.scorecard import compute_scorecard, format_scorecard
+from bot.scorecard import compute_scorecard
 from bot.services import Services
-from bot.state import PredictionRow, StateDB
+from bot.state import StateDB
 from core import calendar
 from core.edge import edge_status, threshold_stats
-from core.predictor import UnknownSymbol
+from core.predictor import PredictionBundle, UnknownSymbol
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 MAX_COMMAND_CHARS = 300
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # not tab or line ends: spaces there
 PREDICT_TIMEOUT_SECONDS = 14.0
+DIGEST_WORD = "digest"
 DISCLAIMER = "Not financial advice: signals are statistical estimates and can be wrong."
+
+
+# Callback data of the buttons that replace the message they sit on (not typed commands):
+# "refresh:SPY" re-runs /predict SPY; "set:score:off" runs /settings score off.
+REFRESH_BUTTON = re.compile(r"refresh:([A-Za-z0-9.\-]{1,12})")
+SETTINGS_BUTTON = re.compile(rf"set:({'|'.join(ALERT_KIND_CHOICES)}):({'|'.join(MODE_CHOICES)})")
+SETTINGS_USAGE = "Usage: /settings [score|level|digest] [on|silent|off]"
+
+
+def button_command(data: str) -> str | None:
+    """The command a replacing button's callback data stands for; None for anything else."""
+    if not isinstance(data, str):
+        return None
+    if match := REFRESH_BUTTON.fullmatch(data):
+        return f"/predict {match[1]}"
+    if match := SETTINGS_BUTTON.fullmatch(data):
+        return f"/settings {match[1]} {match[2]}"
+    return None
 
 
 class ArgumentError(ValueError):
@@ -173,6 +199,19 @@ class CommandLayer:
 
     # ---- entry point ----------------------------------------------------------------------------
     async def handle(self, who: Requester, text: str) -> Reply:
+        """Answer a command, or a replacing button's callback data (see button_command): that reply
+        says it replaces the button's message, and a Refresh says when it was made."""
+        command = button_command(text)
+        if command is None:
+            return await self._handle_command(who, text)
+        reply = await self._handle_command(who, command)
+        if reply.ok:
+            reply.replaces_message = True
+            if REFRESH_BUTTON.fullmatch(text):
+                reply.title = refreshed_title(reply.title, self.services.provider.now().astimezone(NY))
+        return reply
+
+    async def _handle_command(self, who: Requester, text: str) -> Reply:
         access = self.access(who)
         if not access.allowed:
             return Reply(access.refusal, ok=False)
@@ -247,11 +286,20 @@ class CommandLayer:
 
     async def predict_reply(self, symbol: str, *, requested_by: str | None, now: datetime | None = None,
                             source: str = "command") -> tuple[Reply, dict]:
+        bundle, reply, record = await self.prediction_without_chart(symbol, requested_by=requested_by, now=now,
+                                                                    source=source)
+        reply.image = await self.services.prediction_png(bundle, for_alert=source == "scan")
+        return reply, record
+
+    async def prediction_without_chart(self, symbol: str, *, requested_by: str | None,
+                                       now: datetime | None = None, source: str = "command",
+                                       timeout: float = PREDICT_TIMEOUT_SECONDS
+                                       ) -> tuple[PredictionBundle, Reply, dict]:
+        """The prediction, logged, and its reply without the chart: a scan renders the chart only for
+        a symbol someone will receive (`services.prediction_png(bundle, for_alert=True)`)."""
         s = self.settings
-        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now),
-                                        PREDICT_TIMEOUT_SECONDS)
+        bundle = await asyncio.wait_for(self.services.predictor.predict(symbol, now=now), timeout)
         pred = bundle.prediction
-        png = await self.services.prediction_png(bundle, for_alert=source == "scan")
         record = pred.to_dict()
         record["horizon_end"] = horizon_end(pred.as_of, s.horizon_bars, s.bar_minutes).isoformat()
         try:
@@ -261,11 +309,11 @@ class CommandLayer:
             record["id"] = None
         text = format_prediction(pred, horizon_minutes=s.horizon_bars * s.bar_minutes,
                                  now=self.services.provider.now(), full=False)
-        buttons = [Button("Refresh", f"/predict {symbol}"), Button("Levels", f"/levels {symbol}"),
+        buttons = [Button("Refresh", f"refresh:{symbol}"), Button("Levels", f"/levels {symbol}"),
                    Button("Subscribe", f"/subscribe {symbol}")]
-        reply = Reply(text, title=prediction_title(pred), image=png,
+        reply = Reply(text, title=prediction_title(pred), image=None,
                       image_name=f"{symbol}_prediction.png", buttons=buttons)
-        return reply, record
+        return bundle, reply, record
 
     @handles("levels")
     async def cmd_levels(self, who: Requester, args: list[str]) -> Reply:
@@ -283,6 +331,8 @@ class CommandLayer:
 
     @handles("subscribe")
     async def cmd_subscribe(self, who: Requester, args: list[str]) -> Reply:
+        if args and args[0].lower() == DIGEST_WORD:
+            return await self._digest_subscription(who, args, subscribe=True)
         threshold = self.settings.alert_threshold
         if len(args) > 1:
             threshold = parse_threshold(args[1])
@@ -304,12 +354,38 @@ class CommandLayer:
 
     @handles("unsubscribe")
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
+        if args and args[0].lower() == DIGEST_WORD:
+            return await self._digest_subscription(who, args, subscribe=False)
         arg = args[0] if args else None
         symbol = None if arg is None or arg.lower() == "all" else self.services.predictor.check_symbol(arg)
         n = await asyncio.to_thread(self.state.unsubscribe, who.recipient, symbol)
         what = "all symbols" if symbol is None else symbol
         return Reply(f"Unsubscribed from {what} ({n} subscription{'s' if n != 1 else ''} removed).",
                      title="Unsubscribed")
+
+    async def _digest_subscription(self, who: Requester, args: list[str], *, subscribe: bool) -> Reply:
+        verb = "subscribe" if subscribe else "unsubscribe"
+        if len(args) > 1:
+            raise ArgumentError(f"Usage: /{verb} digest")
+        s = self.settings
+        if subscribe:
+            added = await asyncio.to_thread(self.state.subscribe_digest, who.recipient, guild_id=who.guild_id)
+            return Reply(digest_subscribed_text(added, s.digest_open_at, s.digest_close_offset_minutes),
+                         title="Subscribed")
+        removed = await asyncio.to_thread(self.state.unsubscribe_digest, who.recipient)
+        return Reply(digest_unsubscribed_text(removed), title="Unsubscribed")
+    @handles("settings")
+    async def cmd_settings(self, who: Requester, args: list[str]) -> Reply:
+        if len(args) == 1 or (args and args[0].lower() not in ALERT_KIND_CHOICES) or (
+                len(args) == 2 and args[1].lower() not in MODE_CHOICES):
+            raise ArgumentError(SETTINGS_USAGE)
+        if args:
+            await asyncio.to_thread(self.state.set_chat_setting, who.recipient, args[0].lower(), args[1].lower())
+        modes = await asyncio.to_thread(self.state.chat_settings, who.recipient)
+        # one row per kind on Telegram (three buttons a row); the current mode is marked
+        buttons = [Button(f"{'• ' if modes[kind] == mode else ''}{kind} {mode}", f"set:{kind}:{mode}")
+                   for kind in ALERT_KIND_CHOICES for mode in MODE_CHOICES]
+        return Reply(format_chat_settings(modes), title="Notification settings", buttons=buttons)
 
     @handles("status")
     async def cmd_status(self, who: Requester, args: list[str]) -> Reply:
@@ -329,7 +405,7 @@ class CommandLayer:
                          f"({age_text(m.manifest.get('trained_at', ''), now)}), "
                          f"{window.get('sessions', '?')} sessions {str(window.get('start', '?'))[:10]}"
                          f"..{str(window.get('end', '?'))[:10]}")
-            lines.append("   " + _metric_summary(m.manifest.get("metrics", {})))
+            lines.append("   " + metric_summary(m.manifest.get("metrics", {})))
         lines.append(f"Data source: {self.services.provider.source} · model store: {_safe_store(s.model_store)}")
         if calendar.is_open(now):
             close = calendar.session_bounds(now.astimezone(NY).date())[1]
@@ -382,7 +458,7 @@ class CommandLayer:
         rows = await asyncio.to_thread(self.state.recent_predictions, n)
         if not rows:
             return Reply("No predictions logged yet.", title="Prediction log")
-        lines = [_log_line(r) for r in rows]
+        lines = [log_line(r) for r in rows]
         return Reply(mark_if_simulated("\n".join(lines), (r.data_source for r in rows)),
                      title=f"Last {len(rows)} predictions")
 
@@ -451,28 +527,8 @@ def parse_threshold(raw: str) -> float:
     return value + 0.0  # -0 is 0: "≥ -0" would read as a different threshold
 
 
-def _metric_summary(metrics: dict) -> str:
-    parts = []
-    for name, m in metrics.items():
-        if not isinstance(m, dict):
-            continue
-        if isinstance(m.get("auc"), int | float):
-            brier = m.get("brier")
-            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
-        elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
-            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
-    return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
-
-
 def _safe_store(url: str) -> str:
     return url if url.startswith("s3://") or "://" not in url else url.split("://", 1)[0] + "://…"
-
-
-def _log_line(r: PredictionRow) -> str:
-    outcome, outcome_r = r.first_hit, r.outcome_r
-    result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
-    return (f"{r.as_of:%Y-%m-%d %H:%M} {r.symbol} {r.direction.upper()} score {r.quality_score:.0f} "
-            f"win {100 * r.win_probability:.0f}% → {result}")
 
 
 __all__ = ["CommandLayer", "parse_command", "horizon_end"]

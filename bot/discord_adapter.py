@@ -8,12 +8,13 @@ to the command layer with the Requester of the channel; the layer decides who ma
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from io import BytesIO
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import discord
@@ -24,7 +25,7 @@ from bot.command_specs import COMMANDS, ArgSpec, CommandSpec
 from bot.formatting import transport_back_text
 from bot.log_redact import install_secret_filter, redact
 from bot.refusals import RefusalGate
-from bot.reply import DeliveryError, Reply, Requester
+from bot.reply import Button, DeliveryError, Reply, Requester
 from bot.transport_health import TransportHealth
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
 APOLOGY = "Sorry, something went wrong. Please try again in a minute."
+CUSTOM_ID_LIMIT = 100
+BUTTONS_PER_ROW = 3
+# discord.py keeps a message's buttons in memory to route their presses: for a trading day, not forever
+VIEW_TIMEOUT_SECONDS = 8 * 3600.0
 
 
 class CommandLayer(Protocol):
@@ -68,7 +73,9 @@ def _make_command(spec: CommandSpec, run: CommandRunner) -> app_commands.Command
 
     def param(arg: ArgSpec) -> inspect.Parameter:
         return inspect.Parameter(
-            arg.name, inspect.Parameter.KEYWORD_ONLY, annotation=OPTION_TYPES[arg.kind],
+            arg.name, inspect.Parameter.KEYWORD_ONLY,
+            # a fixed set of words becomes Discord's choices (e.g. /settings' kinds and modes)
+            annotation=Literal[arg.choices] if arg.choices else OPTION_TYPES[arg.kind],
             default=inspect.Parameter.empty if arg.required else None,
         )
 
@@ -104,6 +111,25 @@ def render_embed(reply: Reply) -> tuple[discord.Embed, discord.File | None]:
         file = discord.File(BytesIO(reply.image), filename=reply.image_name)
         embed.set_image(url=f"attachment://{reply.image_name}")
     return embed, file
+
+
+ButtonPress = Callable[[Any, str], Awaitable[None]]
+
+
+def reply_view(buttons: list[Button], press: ButtonPress) -> discord.ui.View | None:
+    """The reply's buttons under its embed; a press calls `press(interaction, button.data)`."""
+    # three a row, as on Telegram (/settings: a row per alert kind); Discord allows five rows
+    usable = [b for b in buttons if len(b.data) <= CUSTOM_ID_LIMIT][: 5 * BUTTONS_PER_ROW]
+    if not usable:
+        return None
+    view = discord.ui.View(timeout=VIEW_TIMEOUT_SECONDS)
+    for i, button in enumerate(usable):
+        item: discord.ui.Button = discord.ui.Button(label=button.label[:80], custom_id=button.data,
+                                                    style=discord.ButtonStyle.secondary,
+                                                    row=i // BUTTONS_PER_ROW)
+        item.callback = functools.partial(press, data=button.data)  # type: ignore[method-assign]
+        view.add_item(item)
+    return view
 
 
 def apply_endpoints(api_base_url: str | None, gateway_url: str | None) -> None:
@@ -262,27 +288,58 @@ class DiscordAdapter:
     async def run_command(self, interaction: Any, spec: CommandSpec, values: dict[str, Any]) -> None:
         """Defer at once (Discord allows 3 s), ask the layer, answer with embed + chart."""
         requester = self.requester_for(interaction)
-        screening = self._gate.screen(requester) if self._gate is not None else None
-        if screening is not None and not screening.admitted:
-            # Discord wants every interaction answered within 3 s: one ephemeral line, no work
-            try:
-                await interaction.response.send_message(screening.refusal, ephemeral=True)
-            except discord.HTTPException as exc:
-                log.debug("refusal to %s not delivered: %s", requester.recipient, exc)
+        if not await self._admitted(interaction, requester):
             return
         await interaction.response.defer(thinking=True)
-        text = command_text(spec, values)
-        try:
-            reply = await self._layer.handle(requester, text)
-        except Exception:
-            log.exception("command /%s from %s failed", spec.name, requester.recipient)
-            reply = Reply(text=APOLOGY, ok=False)
+        reply = await self._ask(requester, command_text(spec, values))
+        await self._follow_up(interaction, requester, reply)
+
+    async def press(self, interaction: Any, data: str) -> None:
+        """A button under a reply: the layer runs its data under the same allow-list as a command;
+        a reply that replaces its message (Refresh) edits the original response, others follow up."""
+        requester = self.requester_for(interaction)
+        if not await self._admitted(interaction, requester):
+            return
+        await interaction.response.defer()  # an update of the button's message, not a new "thinking"
+        reply = await self._ask(requester, data)
+        if not reply.replaces_message:
+            await self._follow_up(interaction, requester, reply)
+            return
         embed, file = render_embed(reply)
+        view = reply_view(reply.buttons, self.press)
         try:
-            if file is not None:
-                await interaction.followup.send(embed=embed, file=file)
-            else:
-                await interaction.followup.send(embed=embed)
+            await interaction.edit_original_response(embed=embed, attachments=[file] if file else [], view=view)
+        except discord.HTTPException as exc:
+            log.warning("refresh for %s not delivered: %s", requester.recipient, exc)
+
+    async def _admitted(self, interaction: Any, requester: Requester) -> bool:
+        screening = self._gate.screen(requester) if self._gate is not None else None
+        if screening is None or screening.admitted:
+            return True
+        # Discord wants every interaction answered within 3 s: one ephemeral line, no work
+        try:
+            await interaction.response.send_message(screening.refusal, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.debug("refusal to %s not delivered: %s", requester.recipient, exc)
+        return False
+
+    async def _ask(self, requester: Requester, text: str) -> Reply:
+        try:
+            return await self._layer.handle(requester, text)
+        except Exception:
+            log.exception("command %r from %s failed", text.split()[0] if text.split() else text,
+                          requester.recipient)
+            return Reply(text=APOLOGY, ok=False)
+
+    async def _follow_up(self, interaction: Any, requester: Requester, reply: Reply) -> None:
+        embed, file = render_embed(reply)
+        extra: dict[str, Any] = {}
+        if file is not None:
+            extra["file"] = file
+        if (view := reply_view(reply.buttons, self.press)) is not None:
+            extra["view"] = view
+        try:
+            await interaction.followup.send(embed=embed, **extra)
         except discord.HTTPException as exc:
             log.warning("reply to %s not delivered: %s", requester.recipient, exc)
 
@@ -314,11 +371,13 @@ class DiscordAdapter:
         except (TypeError, ValueError):
             raise DeliveryError(f"{channel_id!r} is not a Discord channel id", permanent=True) from None
         embed, file = render_embed(reply)
+        extra: dict[str, Any] = {"silent": reply.silent}
+        if file is not None:
+            extra["file"] = file
+        if (view := reply_view(reply.buttons, self.press)) is not None:
+            extra["view"] = view
         try:
-            if file is not None:
-                await channel.send(embed=embed, file=file)
-            else:
-                await channel.send(embed=embed)
+            await channel.send(embed=embed, **extra)
         except (discord.Forbidden, discord.NotFound) as exc:
             raise DeliveryError(f"Discord send to {channel_id} failed: {exc.status} {exc.text}",
                                 permanent=True) from None

@@ -6,16 +6,19 @@ Plain text only: each chat adapter escapes it for its own markup.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import datetime, time
+from typing import TYPE_CHECKING, Any
 
+from bot.scorecard import MIN_SCORED
+from bot.state import PredictionRow
 from core.clock import wall_clock_ny
 from core.options.level_scorecard import KindStats, LevelScorecard, ScorecardWindow
-from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
+from core.options.snapshot import NO_OPTION_DATA
 from core.types import NY, Level, LevelsReport, Prediction
 
 if TYPE_CHECKING:
-    from core.marketdata.archive import ArchiveReport
+    from bot.digest import Digest
+    from bot.state.digests import DeliveredAlert
 
 SIMULATED_BANNER = "SIMULATED DATA: not real market prices"
 INVALID_UTF8_LINE = "That line is not valid UTF-8 text; it was ignored."
@@ -207,102 +210,6 @@ def format_level_scorecard(card: LevelScorecard | None, *, data_source: str) -> 
     return "\n".join(lines)
 
 
-def format_levels_history(symbol: str, snapshots: list[LevelsSnapshot], *, data_source: str) -> str:
-    if data_source == "csv":
-        return f"{symbol}: {NO_OPTION_DATA} (CSV data has no option chains)."
-    if not snapshots:
-        return f"{symbol}: no levels snapshots in that range."
-    lines = [f"[{SIMULATED_BANNER}]"] if data_source == "simulated" else []
-    lines.append(f"{symbol} levels snapshots ({len(snapshots)}), New York time:")
-    for x in snapshots:
-        lines.append(f"{x.taken_at.astimezone(NY):%Y-%m-%d %H:%M} spot {x.spot:.2f} · call wall {_num(x.call_wall)} · "
-                     f"put wall {_num(x.put_wall)} · zero gamma {_num(x.zero_gamma)} · "
-                     f"vanna S {_levels(x.vanna_support, 1)} R {_levels(x.vanna_resistance, 1)} · "
-                     f"GEX {x.total_gex / 1e6:+.1f}M VEX {x.total_vex / 1e6:+.1f}M")
-    lines.append(f"Convention: {snapshots[-1].convention}")
-    return "\n".join(lines)
-
-
-def _fmt(value: object, fmt: str = "{:.3f}") -> str:
-    return fmt.format(value) if isinstance(value, int | float) and not isinstance(value, bool) else "-"
-
-
-def _ci(value: object) -> str:
-    if isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
-        return f"{value[0]:.2f}-{value[1]:.2f}"
-    return "-"
-
-
-def _at_80(m: dict) -> dict:
-    return next((r for r in m.get("thresholds") or [] if r.get("threshold") == 80), {})
-
-
-def _classifier_rows(models: dict[str, dict]) -> list[str]:
-    head = (f"  {'classifier':<15}{'AUC':>7}{'AUC 95%':>11}{'Bskill':>8}{'Brier':>7}{'base':>7}{'max p':>7}"
-            f"{'prec@80':>9}{'95%':>11}{'n@80':>6}")
-    rows = [head]
-    for name, m in models.items():
-        at80 = _at_80(m)
-        rows.append(f"  {name:<15}{_fmt(m.get('auc')):>7}{_ci(m.get('auc_ci95')):>11}"
-                    f"{_fmt(m.get('brier_skill'), '{:+.3f}'):>8}{_fmt(m.get('brier')):>7}"
-                    f"{_fmt(m.get('base_rate')):>7}{_fmt(m.get('max_probability'), '{:.2f}'):>7}"
-                    f"{_fmt(m.get('precision_at_80')):>9}{_ci(at80.get('precision_ci95')):>11}"
-                    f"{_fmt(m.get('count_at_80'), '{:d}'):>6}")
-    return rows
-
-
-def _direction_row(m: dict) -> str:
-    return f"  direction (picking the side): AUC {_fmt(m.get('auc'))}, 95% {_ci(m.get('auc_ci95'))}, n {m.get('n', 0):,}"
-
-
-def _edge_row(edge: dict | None) -> str:
-    if not isinstance(edge, dict):
-        return "  edge: not evaluated"
-    state = "alerts ENABLED" if edge.get("alerts_enabled") else "alerts DISABLED: no demonstrated edge"
-    return f"  edge: {state} ({'; '.join(edge.get('reasons') or [])})"
-
-
-def _regressor_rows(models: dict[str, dict]) -> list[str]:
-    # The regressors predict returns, so an MAE of 0.0012 is 0.12 % of the price.
-    # rel vol: MAE / MAE of the volatility rule (scale x ATR% x time-of-day profile); < 1 beats it.
-    rows = [f"  {'regressor':<15}{'MAE %':>8}{'naive %':>9}{'rel MAE':>9}{'rel vol':>9}"]
-    for name, m in models.items():
-        mae, base = m.get("mae"), m.get("baseline_mae")
-        rows.append(f"  {name:<15}{_fmt(mae, '{:.3%}'):>8}{_fmt(base, '{:.3%}'):>9}"
-                    f"{_fmt(m.get('relative_mae')):>9}{_fmt(m.get('relative_mae_vol')):>9}")
-    return rows
-
-
-def format_metrics_table(results: list, *, data_source: str) -> str:
-    """Walk-forward metrics per symbol as two narrow tables, classifiers then regressors
-    (results: training.pipeline.TrainResult). MAE is in % of price; rel MAE < 1 beats the naive baseline."""
-    lines = []
-    if data_source == "simulated":
-        lines.append(f"[{SIMULATED_BANNER}]")
-    for res in results:
-        window = res.window or {}
-        state = f"published {res.version}" if res.published else "NOT published"
-        lines.append("")
-        lines.append(f"{res.symbol} {res.timeframe} · {window.get('sessions', 0)} sessions, "
-                     f"{window.get('bars', 0):,} bars · {state}")
-        for reason in res.reasons:
-            lines.append(f"  ! {reason}")
-        for warning in res.warnings:
-            lines.append(f"  ~ {warning}")
-        models = {k: v for k, v in (res.metrics or {}).items() if isinstance(v, dict)}
-        classifiers = {k: v for k, v in models.items() if ("auc" in v or "brier" in v) and k != "direction"}
-        regressors = {k: v for k, v in models.items() if "mae" in v and k not in classifiers}
-        if classifiers:
-            lines += _classifier_rows(classifiers)
-        if isinstance((res.metrics or {}).get("direction"), dict):
-            lines.append(_direction_row(res.metrics["direction"]))
-        if res.metrics:
-            lines.append(_edge_row(getattr(res, "edge", None)))
-        if regressors:
-            lines += _regressor_rows(regressors)
-    return "\n".join(lines).lstrip("\n")
-
-
 def duration_text(seconds: float) -> str:
     """'45 s', '12 min', '3.5 h': a rough outage length for people."""
     if seconds < 90:
@@ -328,44 +235,223 @@ def rate_limited_text(wait_seconds: float) -> str:
     return f"Too many requests from this chat: try again in {wait_seconds:.0f} s."
 
 
-def format_archive_report(report: ArchiveReport, *, limit: int = 10) -> str:
-    """`tradebot archive SYMBOL --check`: coverage, then every kind of problem with its first few."""
-    head = f"{report.symbol} {report.timeframe}"
-    if report.bars == 0 or report.first is None or report.last is None:
-        return f"{head}: archive is empty"
-    lines = [f"{head}: {report.bars:,} bars in {report.sessions:,} sessions, "
-             f"{report.first:%Y-%m-%d %H:%M} to {report.last:%Y-%m-%d %H:%M}"]
+# ---- the live scorecard, /status and /log
 
-    def section(title: str, items: list[str]) -> None:
-        lines.append(f"{title}: {len(items):,}")
-        lines.extend(f"  {item}" for item in items[:limit])
-        if len(items) > limit:
-            lines.append(f"  ... and {len(items) - limit:,} more")
+def _rate_pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
 
-    section("sessions with no bars", [d.isoformat() for d in report.missing_sessions])
-    section("sessions with too few bars", [f"{d.isoformat()}: {have} of {want}"
-                                           for d, have, want in report.short_sessions])
-    section("bars the import rules now refuse", [f"{t:%Y-%m-%d %H:%M}: {why}" for t, why in report.refused])
-    if report.refused:
-        lines.append("repair: tradebot archive SYMBOL --drop FROM TO (whole sessions, ISO dates, inclusive)")
+
+def _r_text(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}R"
+
+
+def _scorecard_window_lines(label: str, w: dict[str, Any], threshold: float) -> list[str]:
+    lines = [f"{label}: {w['scored']} scored of {w['predictions']} predictions, {w['alerts']} alerts"]
+    if w["scored"] == 0:
+        lines.append("  nothing scored yet")
+        return lines
+    if w["scored"] < MIN_SCORED:
+        lines.append(f"  too little data to judge ({w['scored']} scored, {MIN_SCORED} needed)")
+    lines.append(f"  alerts: hit {_rate_pct(w['alert_hit_rate'])} of {w['alerts_scored']}, avg {_r_text(w['alert_avg_r'])}")
+    lines.append(
+        f"  score >= {threshold:g}: hit {_rate_pct(w['high_quality_hit_rate'])} of {w['high_quality_scored']}, "
+        f"avg {_r_text(w['high_quality_avg_r'])}"
+    )
+    lines.append(f"  all: hit {_rate_pct(w['hit_rate'])}, avg {_r_text(w['avg_r'])}")
+    mae = w["mae"]
+    if mae["n"]:
+        verdict = "model better" if mae["beats_naive"] else "naive better"
+        lines.append(
+            f"  high/low error: model {mae['model_high']:.2f}/{mae['model_low']:.2f} vs naive "
+            f"{mae['naive_high']:.2f}/{mae['naive_low']:.2f} ({verdict}, n={mae['n']})"
+        )
+    return lines
+
+
+def format_scorecard(card: dict[str, Any]) -> str:
+    """A short plain-text scorecard for a chat message."""
+    threshold = card["threshold"]
+    all_time = card["all_time"]
+    if all_time["scored"] == 0:
+        return (f"Scorecard: too little data - no prediction has been scored yet "
+                f"({all_time['predictions']} logged; outcomes are known once each horizon ends).")
+    lines = ["Scorecard (hit = target before stop; R = risk to the stop)"]
+    lines += _scorecard_window_lines(f"Last {card['last_sessions']} sessions", card["recent"], threshold)
+    lines += _scorecard_window_lines("All time", all_time, threshold)
+    buckets = [b for b in all_time["calibration"] if b["count"]]
+    if buckets:
+        parts = [f"{b['bucket']}: {_rate_pct(b['predicted'])}->{_rate_pct(b['realised'])} (n={b['count']})" for b in buckets]
+        lines.append("Calibration, predicted->realised win rate: " + "; ".join(parts))
     return "\n".join(lines)
 
 
-def format_evaluation(result: dict) -> str:
-    """`tradebot evaluate` as text: the published model scored after its training window."""
-    metrics = result.get("metrics") or {}
-    window = metrics.get("window") or {}
+def metric_summary(metrics: dict) -> str:
+    parts = []
+    for name, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        if isinstance(m.get("auc"), int | float):
+            brier = m.get("brier")
+            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
+        elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
+            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
+    return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
+
+
+def log_line(r: PredictionRow) -> str:
+    outcome, outcome_r = r.first_hit, r.outcome_r
+    result = "pending" if outcome is None else f"{outcome} {outcome_r:+.2f}R" if outcome_r is not None else str(outcome)
+    return (f"{r.as_of:%Y-%m-%d %H:%M} {r.symbol} {r.direction.upper()} score {r.quality_score:.0f} "
+            f"win {100 * r.win_probability:.0f}% → {result}")
+
+
+def digest_subscribed_text(added: bool, open_at: time, close_offset_minutes: int) -> str:
+    first = "This chat now gets" if added else "This chat already gets"
+    return (f"{first} the digests on every trading day: the pre-open brief at {open_at:%H:%M} ET and the "
+            f"close recap {close_offset_minutes} min after the close. /unsubscribe digest stops them.")
+
+
+def digest_unsubscribed_text(removed: bool) -> str:
+    return "Digests stopped for this chat." if removed else "This chat was not getting the digests."
+
+
+def _signed(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.2f}"
+
+
+def _alert_outcome(a: DeliveredAlert) -> str:
+    if a.first_hit is None:
+        return "outcome pending"
+    if a.first_hit == "none":
+        return f"neither target nor stop ({a.outcome_r:+.2f} R)" if a.outcome_r is not None else "no outcome"
+    return f"{a.first_hit} hit ({a.outcome_r:+.2f} R)" if a.outcome_r is not None else f"{a.first_hit} hit"
+
+
+def _alert_line(a: DeliveredAlert) -> str:
+    when = datetime.fromisoformat(a.created_at).astimezone(NY)
+    return f"  {when:%H:%M} {a.title or a.symbol} · score {a.quality_score:.0f}: {_alert_outcome(a)}"
+
+
+def digest_title(digest: Digest) -> str:
+    what = "Pre-open brief" if digest.kind == "open" else "Close recap"
+    return f"{what} · {digest.day:%a %d %b %Y}"
+
+
+def format_brief(digest: Digest) -> str:
     lines = []
-    if result.get("data_source") == "simulated":
-        lines.append(f"[{SIMULATED_BANNER}]")
-    lines.append(f"{result.get('symbol')} model {result.get('version')}, trained through "
-                 f"{str(window.get('trained_through', '?'))[:16]}, scored out of time on "
-                 f"{window.get('sessions', 0)} sessions, {window.get('bars', 0):,} bars "
-                 f"({str(window.get('start', '?'))[:10]}..{str(window.get('end', '?'))[:10]})")
-    classifiers = {k: v for k, v in metrics.items() if k in ("profit_target", "trade_quality")}
-    lines += _classifier_rows(classifiers)
-    if isinstance(metrics.get("direction"), dict):
-        lines.append(_direction_row(metrics["direction"]))
-    regressors = {k: v for k, v in metrics.items() if k in ("future_high", "future_low")}
-    lines += _regressor_rows(regressors)
+    for r in digest.brief:
+        gap = r.gap_note if r.gap is None else f"pre-market gap {_signed(r.gap)}"
+        lines.append(f"{r.symbol}: last close {_num(r.last_close)} · {gap}")
+        if r.levels_note:
+            lines.append(f"  levels: {r.levels_note}")
+        else:
+            lines.append(f"  call wall {_num(r.call_wall)} · put wall {_num(r.put_wall)} · "
+                         f"zero gamma {_num(r.zero_gamma)}")
+        rng = ("n/a" if r.first_hour_range is None else f"{r.first_hour_range:.2f}")
+        lines.append(f"  first-hour range, median of last {r.range_sessions} sessions (plain statistic): {rng}")
+        if r.model is not None:
+            if r.model.version is None:
+                lines.append("  model: none loaded")
+            else:
+                lines.append(f"  model {r.model.version}, {age_text(r.model.trained_at, digest.at)}: {r.model.verdict}")
+        prev = f"{digest.previous_session:%a %d %b}" if digest.previous_session else "previous session"
+        lines.append(f"  alerts {prev}: " + ("none" if not r.alerts else str(len(r.alerts))))
+        lines += [_alert_line(a) for a in r.alerts]
+    return mark_if_simulated("\n".join(lines), [digest.data_source])
+
+
+def _day_levels(stats: list[KindStats]) -> str:
+    touched = [k for k in stats if k.touches]
+    if not touched:
+        return "no level touched"
+    return " · ".join(f"{_KIND_NAMES.get(k.kind, k.kind)} {k.touches} touch{'es' if k.touches != 1 else ''}, "
+                      f"{k.holds} held" for k in touched)
+
+
+def scorecard_line(window: ScorecardWindow | None, note: str | None) -> str:
+    if window is None or window.sessions == 0:
+        return f"Level scorecard, last 20 sessions: {note or 'no sessions with snapshots yet'}"
+    parts = []
+    for k in window.kinds:
+        rate = "n/a" if k.hold_rate is None else f"{100 * k.hold_rate:.0f}%"
+        parts.append(f"{_KIND_NAMES.get(k.kind, k.kind)} {rate}")
+    return f"Level hold rates, last {window.sessions} sessions (* = naive baseline): " + ", ".join(parts)
+
+
+def format_recap(digest: Digest) -> str:
+    lines = []
+    for r in digest.recap:
+        lines.append(f"{r.symbol}: close {_num(r.close)} ({_signed(r.change)})")
+        lines.append(f"  alerts today: {'none' if not r.alerts else len(r.alerts)}")
+        lines += [_alert_line(a) for a in r.alerts]
+        lines.append(f"  levels today: {r.levels_note if r.levels is None else _day_levels(r.levels)}")
+    lines.append(scorecard_line(digest.scorecard, digest.scorecard_note))
+    return mark_if_simulated("\n".join(lines), [digest.data_source])
+
+
+def format_digest(digest: Digest) -> str:
+    return format_brief(digest) if digest.kind == "open" else format_recap(digest)
+
+
+def _short_verdict(verdict: str) -> str:
+    if verdict.startswith("no demonstrated edge"):
+        return "no edge shown"
+    return "edge not evaluated" if verdict.startswith("edge not evaluated") else verdict
+
+
+def _touch_cell(stats: list[KindStats] | None, kind: str, note: str | None) -> str:
+    if stats is None:
+        return "no data" if note == NO_OPTION_DATA else "n/a"
+    k = next(s for s in stats if s.kind == kind)
+    return f"{k.touches} tch/{k.holds} held"
+
+
+def digest_card_rows(digest: Digest) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(symbol, six (label, value) cells, one note line) per symbol, for the digest card."""
+    out = []
+    if digest.kind == "open":
+        for r in digest.brief:
+            gap = "no data" if r.gap is None else _signed(r.gap)
+            rng = "n/a" if r.first_hour_range is None else f"{r.first_hour_range:.2f}"
+            cells = [("Last close", _num(r.last_close)), ("Pre-mkt gap", gap),
+                     (f"1st-hr range ({r.range_sessions}d)", rng)]
+            cells += [("Call wall", _num(r.call_wall)), ("Put wall", _num(r.put_wall)),
+                      ("Zero gamma", _num(r.zero_gamma))]
+            model = "no model" if r.model is None or r.model.version is None else (
+                f"{r.model.version} · {_short_verdict(r.model.verdict)}")
+            out.append((r.symbol, cells, f"{model} · alerts last session: {len(r.alerts)}"))
+        return out
+    for r in digest.recap:
+        hits = sum(a.first_hit == "target" for a in r.alerts)
+        alerts = f"{len(r.alerts)} ({hits} target)" if r.alerts else "0"
+        cells = [("Close", _num(r.close)), ("Change", _signed(r.change)), ("Alerts", alerts)]
+        cells += [(_KIND_NAMES[k], _touch_cell(r.levels, k, r.levels_note))
+                  for k in ("call_wall", "put_wall", "zero_gamma")]
+        vanna = "" if r.levels is None else "vanna: " + ", ".join(
+            f"{'support' if k.kind == 'vanna_support' else 'resistance'} {k.touches} tch/{k.holds} held"
+            for k in r.levels if k.kind.startswith("vanna"))
+        out.append((r.symbol, cells, vanna or (r.levels_note or "")))
+    return out
+
+
+def digest_card_subtitle(digest: Digest) -> str:
+    if digest.kind == "open":
+        return f"{digest.at:%H:%M} ET · 1st-hr range = median of past sessions, a plain statistic"
+    return f"{digest.at:%H:%M} ET · level touches and holds today"
+
+
+CHAT_SETTING_NAMES = {"score": "Score alerts", "level": "Level alerts", "digest": "Digests"}
+MODE_MEANINGS = {"on": "on", "silent": "silent (no notification sound)", "off": "off (nothing is sent)"}
+
+
+def format_chat_settings(modes: dict[str, str]) -> str:
+    """What a chat receives, one line per alert kind, and how to change it."""
+    lines = [f"{CHAT_SETTING_NAMES.get(kind, kind)}: {MODE_MEANINGS.get(mode, mode)}" for kind, mode in modes.items()]
+    lines += ["", "Off keeps your subscriptions and thresholds; /unsubscribe deletes them.",
+              "Change one: /settings score|level|digest on|silent|off"]
     return "\n".join(lines)
+
+
+def refreshed_title(title: str | None, at: datetime) -> str:
+    """A refreshed reply's headline: it replaces an older message, so it says when it was made."""
+    return f"{title or 'Prediction'} · refreshed {at:%H:%M}"

@@ -27,6 +27,10 @@ class Reply:
     image_name: str = "chart.png"
     buttons: list[Button] = field(default_factory=list)
     ok: bool = True  # False for errors and refusals (adapters may style them)
+    silent: bool = False  # deliver without a notification sound (a chat's "silent" /settings)
+    # Answers a button press by replacing the message the button sits on (Refresh, /settings), where
+    # the transport can edit; elsewhere it is sent as a new message.
+    replaces_message: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -74,6 +74,32 @@ class SessionGridTrigger(BaseTrigger):
         return f"session grid every {self.every_minutes} min from open + 5 min"
 
 
+class DigestTrigger(BaseTrigger):
+    """Fires when a digest is due on each trading day (bot.digest.digest_time): the exchange calendar
+    decides, so none on a holiday and the close recap follows an early close."""
+
+    def __init__(self, kind: str, open_at: time, close_offset_minutes: int, search_days: int = 14):
+        self.kind = kind
+        self.open_at = open_at
+        self.close_offset_minutes = close_offset_minutes
+        self.search_days = search_days
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        from bot.digest import digest_time
+
+        after = max(now, previous_fire_time + timedelta(seconds=1)) if previous_fire_time else now
+        day = after.astimezone(NY).date()
+        for offset in range(self.search_days):
+            t = digest_time(self.kind, day + timedelta(days=offset), self.open_at,  # type: ignore[arg-type]
+                            self.close_offset_minutes)
+            if t is not None and t >= after:
+                return t
+        return None
+
+    def __str__(self) -> str:
+        return f"digest {self.kind} on trading days"
+
+
 def _stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """Shutdown cancels a running job; APScheduler would log that as an ERROR with a traceback."""
     @functools.wraps(job)
@@ -103,6 +129,10 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
         id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
     add(app.snapshot_levels, SessionGridTrigger(s.levels_snapshot_minutes), id="levels_snapshot",
         name=f"options-levels snapshot every {s.levels_snapshot_minutes} min from 09:35 (NYSE hours only)")
+    add(app.send_open_digest, DigestTrigger("open", s.digest_open_at, s.digest_close_offset_minutes),
+        id="digest_open", name=f"pre-open brief {s.digest_open_at:%H:%M} ET (trading days)")
+    add(app.send_close_digest, DigestTrigger("close", s.digest_open_at, s.digest_close_offset_minutes),
+        id="digest_close", name=f"close recap {s.digest_close_offset_minutes} min after the close (trading days)")
     add(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
         name="score predictions whose horizon passed")
     add(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",

@@ -1,7 +1,7 @@
 """The live scorecard: how past predictions turned out, so users can judge the model honestly.
 
 `score_outcome` decides what happened after one prediction (from the bars that followed it);
-`compute_scorecard` aggregates the logged outcomes; `format_scorecard` makes a chat message.
+`compute_scorecard` aggregates the logged outcomes (bot/formatting.py turns it into text).
 
 Hit = the target was touched before the stop. R unit = |price - stop|: target first ->
 |target - price| / R, stop first -> -1, neither by the end of the horizon -> the close-out
@@ -281,50 +281,4 @@ def compute_scorecard(
 
 # --------------------------------------------------------------------------- text
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.0f}%"
-
-
-def _r(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:+.2f}R"
-
-
-def _window_lines(label: str, w: dict[str, Any], threshold: float) -> list[str]:
-    lines = [f"{label}: {w['scored']} scored of {w['predictions']} predictions, {w['alerts']} alerts"]
-    if w["scored"] == 0:
-        lines.append("  nothing scored yet")
-        return lines
-    if w["scored"] < MIN_SCORED:
-        lines.append(f"  too little data to judge ({w['scored']} scored, {MIN_SCORED} needed)")
-    lines.append(f"  alerts: hit {_pct(w['alert_hit_rate'])} of {w['alerts_scored']}, avg {_r(w['alert_avg_r'])}")
-    lines.append(
-        f"  score >= {threshold:g}: hit {_pct(w['high_quality_hit_rate'])} of {w['high_quality_scored']}, "
-        f"avg {_r(w['high_quality_avg_r'])}"
-    )
-    lines.append(f"  all: hit {_pct(w['hit_rate'])}, avg {_r(w['avg_r'])}")
-    mae = w["mae"]
-    if mae["n"]:
-        verdict = "model better" if mae["beats_naive"] else "naive better"
-        lines.append(
-            f"  high/low error: model {mae['model_high']:.2f}/{mae['model_low']:.2f} vs naive "
-            f"{mae['naive_high']:.2f}/{mae['naive_low']:.2f} ({verdict}, n={mae['n']})"
-        )
-    return lines
-
-
-def format_scorecard(card: dict[str, Any]) -> str:
-    """A short plain-text scorecard for a chat message."""
-    threshold = card["threshold"]
-    all_time = card["all_time"]
-    if all_time["scored"] == 0:
-        return (f"Scorecard: too little data - no prediction has been scored yet "
-                f"({all_time['predictions']} logged; outcomes are known once each horizon ends).")
-    lines = ["Scorecard (hit = target before stop; R = risk to the stop)"]
-    lines += _window_lines(f"Last {card['last_sessions']} sessions", card["recent"], threshold)
-    lines += _window_lines("All time", all_time, threshold)
-    buckets = [b for b in all_time["calibration"] if b["count"]]
-    if buckets:
-        parts = [f"{b['bucket']}: {_pct(b['predicted'])}->{_pct(b['realised'])} (n={b['count']})" for b in buckets]
-        lines.append("Calibration, predicted->realised win rate: " + "; ".join(parts))
-    return "\n".join(lines)
 

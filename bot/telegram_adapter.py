@@ -19,7 +19,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
-from telegram import BotCommand, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Update, User
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    Message,
+    Update,
+    User,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -57,6 +67,7 @@ MESSAGE_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64
 BUTTONS_PER_ROW = 3
 APOLOGY = "Sorry, something went wrong. Please try again in a minute."
+NOTHING_CHANGED = "Nothing changed since the last refresh."
 
 
 class CommandLayer(Protocol):
@@ -570,35 +581,69 @@ class TelegramAdapter:
         await self._to_admins(report)
 
     async def _deliver(self, chat_id: int, reply: Reply) -> None:
-        """Render and send; each part (photo, overflow text) is retried on its own so a part
-        that already arrived is never sent twice."""
+        """Render and send; each part (of a long text) is retried on its own so a part that already
+        arrived is never sent twice. A photo carries its buttons: its caption is cut to fit."""
         assert self._app is not None
         bot = self._app.bot
         markup = keyboard(reply.buttons)
+        quiet = reply.silent or None
         parts: list[Callable[[], Coroutine[Any, Any, object]]] = []
         if reply.image is not None:
-            full = render_html(reply.title, reply.text)
-            fits = _tg_len(full) <= CAPTION_LIMIT
-            caption = full if fits else _fit(reply.title, reply.text, CAPTION_LIMIT)
+            caption = _fit(reply.title, reply.text, CAPTION_LIMIT)
             image = reply.image
             parts.append(lambda: bot.send_photo(
-                chat_id, photo=image, caption=caption, parse_mode=ParseMode.HTML,
-                reply_markup=markup if fits else None))
-            texts = [] if fits else split_text(None, reply.text)
+                chat_id, photo=image, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup,
+                disable_notification=quiet))
         else:
             texts = split_text(reply.title, reply.text)
-        for i, chunk in enumerate(texts):
-            last = i == len(texts) - 1
-            parts.append(lambda chunk=chunk, last=last: bot.send_message(
-                chat_id, chunk, parse_mode=ParseMode.HTML, reply_markup=markup if last else None))
+            for i, chunk in enumerate(texts):
+                last = i == len(texts) - 1
+                parts.append(lambda chunk=chunk, last=last: bot.send_message(
+                    chat_id, chunk, parse_mode=ParseMode.HTML, reply_markup=markup if last else None,
+                    disable_notification=quiet))
         for part in parts:
+            await self._with_retry(part, f"Telegram send to {chat_id}")
+
+    async def _with_retry(self, op: Callable[[], Coroutine[Any, Any, object]], what: str) -> None:
+        try:
+            await send_with_retry(op, classify_telegram_error, max_attempts=self._max_send_attempts,
+                                  base_delay=self._retry_base_delay, what=what)
+        except DeliveryError as exc:
+            raise DeliveryError(redact(str(exc)), retry_after=exc.retry_after,
+                                permanent=exc.permanent) from None
+
+    async def _replace(self, message: Message, reply: Reply) -> str | None:
+        """Edit `message` (the one a Refresh or settings button sits on) into `reply`: a photo with
+        editMessageMedia, a text with editMessageText. When Telegram refuses (too old, deleted, or
+        a photo to become a text) the reply is sent as a new message. Returns a line for the button's
+        answer when nothing changed."""
+        assert self._app is not None
+        bot, chat_id = self._app.bot, message.chat.id
+        markup = keyboard(reply.buttons)
+        op: Callable[[], Coroutine[Any, Any, object]] | None = None
+        if reply.image is not None and message.photo:
+            media = InputMediaPhoto(reply.image, caption=_fit(reply.title, reply.text, CAPTION_LIMIT),
+                                    parse_mode=ParseMode.HTML, filename=reply.image_name)
+            op = lambda: bot.edit_message_media(  # noqa: E731
+                media, chat_id=chat_id, message_id=message.message_id, reply_markup=markup)
+        elif reply.image is None and message.text is not None:
+            text = _fit(reply.title, reply.text, MESSAGE_LIMIT)
+            op = lambda: bot.edit_message_text(  # noqa: E731
+                text, chat_id=chat_id, message_id=message.message_id, parse_mode=ParseMode.HTML,
+                reply_markup=markup)
+        if op is not None:
             try:
-                await send_with_retry(
-                    part, classify_telegram_error, max_attempts=self._max_send_attempts,
-                    base_delay=self._retry_base_delay, what=f"Telegram send to {chat_id}")
+                await self._with_retry(op, f"Telegram edit in {chat_id}")
+                return None
             except DeliveryError as exc:
-                raise DeliveryError(redact(str(exc)), retry_after=exc.retry_after,
-                                    permanent=exc.permanent) from None
+                if "not modified" in str(exc).lower():
+                    return NOTHING_CHANGED
+                if not exc.permanent:
+                    raise
+                log.info("Telegram refused to edit message %s in %s (%s): sending a new one",
+                         message.message_id, chat_id, exc)
+        await self._deliver(chat_id, reply)
+        return None
 
     # -- incoming
 
@@ -652,16 +697,28 @@ class TelegramAdapter:
         requester = requester_for(query.message.chat, query.from_user)
         if not self._admitted(requester):
             return
+        notice = None
+        text = normalize_command(query.data, context.bot.username) if query.data else None
+        if query.data and text is None and not query.data.startswith("/"):
+            text = query.data  # a replacing button's data ("refresh:SPY"): the layer checks it
+        if text is not None:
+            reply = await self._run_layer(requester, text)
+            message = query.message if isinstance(query.message, Message) else None
+            try:
+                if reply.replaces_message and message is not None:
+                    notice = await self._replace(message, reply)
+                else:
+                    await self._deliver(int(requester.chat_id), reply)
+            except DeliveryError as exc:
+                log.warning("reply to %s not delivered: %s", requester.recipient, exc)
+        await self._answer_button(query, notice)
+
+    @staticmethod
+    async def _answer_button(query: CallbackQuery, notice: str | None) -> None:
         try:
-            await query.answer()  # stops the button's spinner; harmless if it fails
+            await query.answer(notice)  # stops the button's spinner; harmless if it fails
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
-        if not query.data:
-            return
-        text = normalize_command(query.data, context.bot.username)
-        if text is None:
-            return
-        await self._answer(requester, text)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Last resort for exceptions that escaped a handler: log, apologise, keep running."""

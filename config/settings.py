@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     tradier_token: SecretStr | None = None
     tradier_base_url: str = LIVE_TRADIER_URL
     tradier_requests_per_minute: int = Field(default=110, gt=0, le=1000)
+    # Option chains are many requests: each symbol's is refetched at most this often (staggered across
+    # symbols); in between, levels are recomputed at the live spot from the cached IVs and open interest.
+    chain_refresh_minutes: float = Field(default=15, gt=0, le=390)
     market_data: str | None = None  # tradier | simulated | csv:<path>; resolved in the validator
     simulated_seed: int = 7
 
@@ -88,6 +91,10 @@ class Settings(BaseSettings):
     train_at: time = time(6, 0)
     train_in_process: bool = False
     scan_delay_seconds: int = Field(default=20, ge=0, le=240)
+    # the pre-open brief (New York time) and the close recap, this long after the session's close
+    digest_open_at: time = time(9, 0)
+    digest_close_offset_minutes: int = Field(default=10, ge=0, le=240)
+    scan_concurrency: int = Field(default=4, ge=1, le=64)  # symbols predicted at once in a scan
 
     # Telegram
     telegram_bot_token: SecretStr | None = None

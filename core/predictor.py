@@ -19,13 +19,14 @@ import pandas as pd
 from config import Settings
 from core import calendar
 from core.bar_cache import BarCache
+from core.chain_cache import ChainCache
 from core.edge import edge_status, score_bucket, side_favoured
 from core.marketdata import MarketDataProvider
 from core.model.features import FEATURE_NAMES, atr, build_features
 from core.model.model_set import features_out_of_range
 from core.model_registry import LoadedModel, ModelRegistry
 from core.options import compute_levels
-from core.types import NY, LevelsReport, MarketDataError, Prediction
+from core.types import NY, LevelsReport, MarketDataError, Prediction, Quote
 
 log = logging.getLogger(__name__)
 MAX_MODEL_AGE_SESSIONS = 3
@@ -73,6 +74,9 @@ class Predictor:
         self.provider = provider
         self.registry = registry
         self.bars = BarCache(provider, settings.timeframe)
+        self.chains = ChainCache(provider, refresh=timedelta(minutes=settings.chain_refresh_minutes),
+                                 max_dte=settings.levels_max_dte, symbols=settings.symbols)
+        self._primed_quotes: tuple[datetime, dict[str, Quote]] | None = None
         self._levels_cache: dict[str, tuple[float, datetime, LevelsReport]] = {}
         # symbol -> (key of the bars and model scored, (last feature row, model outputs, ATR))
         self._scored: dict[str, tuple[tuple, tuple[pd.DataFrame, pd.Series, float]]] = {}
@@ -103,16 +107,11 @@ class Predictor:
         if cached and time.monotonic() - cached[0] < LEVELS_TTL_SECONDS and cached[1] == now.replace(
                 second=0, microsecond=0):
             return cached[2]
-        quotes = await self.provider.get_quotes([symbol])
-        quote = quotes.get(symbol)
+        quote = await self._quote(symbol, now)
         if quote is None or quote.last is None or not math.isfinite(quote.last):
             raise MarketDataError(f"no quote for {symbol}")
-        expirations = await self.provider.get_expirations(symbol)
-        horizon = now.astimezone(NY).date() + timedelta(days=self.settings.levels_max_dte)
-        today = now.astimezone(NY).date()
-        wanted = [d for d in expirations if today <= d <= horizon]
-        chains = await asyncio.gather(*(self.provider.get_chain(symbol, d) for d in wanted))
-        contracts = [c for chain in chains for c in chain]
+        # IVs and open interest from a chain up to CHAIN_REFRESH_MINUTES old, greeks at the live spot
+        contracts = await self.chains.get(symbol, now)
         report = await asyncio.to_thread(
             compute_levels, symbol, float(quote.last), contracts, now,
             convention=self.settings.dealer_convention, max_dte=self.settings.levels_max_dte,
@@ -121,6 +120,24 @@ class Predictor:
         report.data_source = self.provider.source
         self._levels_cache[symbol] = (time.monotonic(), now.replace(second=0, microsecond=0), report)
         return report
+
+    async def prime_quotes(self, symbols: list[str], now: datetime) -> None:
+        """One batched quotes request for a scan's symbols; their levels within `now`'s minute use it
+        instead of one request each. A failure only means each symbol asks for its own."""
+        if not symbols:
+            return
+        try:
+            quotes = await self.provider.get_quotes(symbols)
+        except MarketDataError as exc:
+            log.warning("batched quotes unavailable (%s); symbols ask one by one", exc)
+            return
+        self._primed_quotes = (now.replace(second=0, microsecond=0), quotes)
+
+    async def _quote(self, symbol: str, now: datetime) -> Quote | None:
+        primed = self._primed_quotes
+        if primed is not None and primed[0] == now.replace(second=0, microsecond=0) and symbol in primed[1]:
+            return primed[1][symbol]
+        return (await self.provider.get_quotes([symbol])).get(symbol)
 
     async def predict(self, symbol: str, *, now: datetime | None = None,
                       with_levels: bool = True) -> PredictionBundle:

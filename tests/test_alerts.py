@@ -130,7 +130,7 @@ async def test_threshold_zero_alerts_and_hundred_does_not(stack):
     assert chat == "111"
     assert reply.title.startswith("ALERT · SPY ") and "Win probability" in reply.text
     assert reply.image is not None and reply.image.startswith(PNG_MAGIC)
-    assert [b.data for b in reply.buttons] == ["/predict SPY", "/levels SPY", "/subscribe SPY"]
+    assert [b.data for b in reply.buttons] == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
     printed = stack.console_out.getvalue()
     assert "ALERT == ALERT · SPY" in printed and "Chart: " in printed
 
@@ -388,3 +388,36 @@ async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(t
     finally:
         await s.services.close()
         s.state.close()
+
+
+# ---------------------------------------------------------------- per-chat /settings at delivery
+
+async def test_a_chat_with_score_alerts_off_gets_nothing_and_keeps_its_subscription(stack):
+    stack.state.subscribe("telegram:111", "SPY", 0)
+    stack.state.subscribe("telegram:222", "SPY", 0)
+    stack.state.set_chat_setting("telegram:111", "score", "off")
+    stack.state.set_chat_setting("telegram:222", "score", "silent")
+    stack.state.set_chat_setting("telegram:222", "level", "off")  # another kind: no effect on score alerts
+    result = await scan_at(stack, SCAN_TIME)
+
+    assert [s["recipient"] for s in result.sent] == ["telegram:222"]
+    [(chat, reply)] = stack.telegram.sent
+    assert chat == "222" and reply.silent
+    assert [s.symbol for s in stack.state.subscriptions("telegram:111")] == ["SPY"]  # off is not unsubscribe
+    assert stack.state.pending_alerts() == []  # the muted alert is settled, never retried later
+    assert await stack.engine.chat_setting("telegram:111", "score") == "off"
+    assert await stack.engine.chat_setting("telegram:111", "digest") == "on"  # unset: everything on
+
+
+async def test_settings_command_shows_and_changes_this_chats_modes(stack):
+    chat = Requester("telegram", "111")
+    shown = await stack.layer.handle(chat, "/settings")
+    assert shown.ok and "Score alerts: on" in shown.text and "Digests: on" in shown.text
+    changed = await stack.layer.handle(chat, "/settings digest silent")
+    assert "Digests: silent" in changed.text
+    assert stack.state.chat_settings("telegram:111") == {"score": "on", "level": "on", "digest": "silent"}
+    for bad in ("/settings digest", "/settings loud on", "/settings score loud"):
+        reply = await stack.layer.handle(chat, bad)
+        assert not reply.ok and reply.text == "Usage: /settings [score|level|digest] [on|silent|off]"
+    assert stack.state.chat_settings("telegram:111")["digest"] == "silent"
+    assert stack.state.chat_settings("telegram:222") == {"score": "on", "level": "on", "digest": "on"}

@@ -90,7 +90,7 @@ async def test_startup_predict_and_clean_stop(tmp_path, trained_store, caplog):
         assert f"Win probability: {100 * row.win_probability:.0f}%" in caption
         assert row.requested_by == f"telegram:{MEMBER}"
         buttons = [b["callback_data"] for r in photo.params["reply_markup"]["inline_keyboard"] for b in r]
-        assert buttons == ["/predict SPY", "/levels SPY", "/subscribe SPY"]
+        assert buttons == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
         task = bot.task
     assert task.done() and task.result() == 0  # stopped through request_stop within 10 s
     assert bot.app.state.closed
@@ -165,3 +165,117 @@ async def test_flood_control_is_retried_and_refresh_button_predicts_again(tmp_pa
         await settle()
         assert len(sends_to(bot.fake, MEMBER)) == 3
         assert sends[2].method == "sendPhoto" and "IWM options levels" in sends[2].params["caption"]
+
+
+def sent_message_id(fake: FakeBotApi, chat_id: int, kind: str) -> int:
+    """The message_id of the last message of `kind` ("photo" or "text") the bot sent to `chat_id`."""
+    return max(mid for (chat, mid), m in fake.messages.items() if chat == chat_id and kind in m)
+
+
+def outbox_rows(state: StateDB) -> list:
+    with state.reading() as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM alerts ORDER BY id")]
+    return [state.alert(i) for i in ids]
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+def answers(fake: FakeBotApi) -> list[str | None]:
+    return [c.params.get("text") for c in fake.calls_to("answerCallbackQuery")]
+
+
+async def test_refresh_edits_the_photo_in_place_and_falls_back_when_refused(tmp_path, trained_store):
+    async with running_bot(tmp_path) as bot:
+        bot.fake.push_message(MEMBER, "/predict SPY")
+        [photo] = await wait_for_sends(bot.fake, MEMBER, 1)
+        message_id = sent_message_id(bot.fake, MEMBER, "photo")
+
+        bot.fake.push_callback(MEMBER, "refresh:SPY", message_id=message_id)
+        [edit] = await bot.fake.wait_for("editMessageMedia")
+        assert int(edit.params["chat_id"]) == MEMBER and int(edit.params["message_id"]) == message_id
+        media = edit.params["media"]
+        assert media["type"] == "photo" and media["media"].startswith("attach://")
+        assert edit.files[media["media"][len("attach://"):]].startswith(b"\x89PNG")
+        assert f"refreshed {OPEN_TIME:%H:%M}" in media["caption"] and len(media["caption"]) <= 1024
+        buttons = [b["callback_data"] for r in edit.params["reply_markup"]["inline_keyboard"] for b in r]
+        assert buttons == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
+        assert "refreshed" in bot.fake.messages[(MEMBER, message_id)]["caption"]
+        await wait_until(lambda: len(answers(bot.fake)) == 1)
+        assert sends_to(bot.fake, MEMBER) == [photo]  # edited: no new sendPhoto
+
+        # the same market clock, the same prediction: Telegram says "not modified", the button says so
+        bot.fake.push_callback(MEMBER, "refresh:SPY", message_id=message_id)
+        await wait_until(lambda: len(answers(bot.fake)) == 2)
+        assert answers(bot.fake)[-1] == "Nothing changed since the last refresh."
+        assert sends_to(bot.fake, MEMBER) == [photo]
+
+        # too old to edit: the refreshed prediction comes as a new photo, with its buttons
+        bot.fake.fail_next("editMessageMedia", 1, status=400, description="Bad Request: message can't be edited")
+        bot.fake.push_callback(MEMBER, "refresh:SPY", message_id=message_id)
+        sends = await wait_for_sends(bot.fake, MEMBER, 2)
+        assert sends[1].method == "sendPhoto" and "refreshed" in sends[1].params["caption"]
+        assert sends[1].params["reply_markup"]["inline_keyboard"]
+        assert len(logged_predictions(bot.settings)) == 4
+
+
+async def test_a_silent_alert_is_sent_without_sound_and_refresh_turns_it_into_a_prediction(tmp_path, trained_store):
+    async with running_bot(tmp_path) as bot:
+        bot.app.state.subscribe(f"telegram:{MEMBER}", "SPY", 0)
+        bot.fake.push_message(MEMBER, "/settings score silent")
+        [settings_reply] = await wait_for_sends(bot.fake, MEMBER, 1)
+        assert "Score alerts: silent" in settings_reply.params["text"]
+        assert "disable_notification" not in settings_reply.params  # replies are not alerts
+
+        result = await bot.app.alerts.scan(bot.app.services.provider.now())
+        assert [s["recipient"] for s in result.sent] == [f"telegram:{MEMBER}"]
+        alert = sends_to(bot.fake, MEMBER)[1]
+        assert alert.method == "sendPhoto" and alert.params["disable_notification"] is True
+        assert "ALERT" in alert.params["caption"] and alert.params["reply_markup"]["inline_keyboard"]
+        [row] = [r for r in outbox_rows(bot.app.state) if r.recipient == f"telegram:{MEMBER}"]
+
+        bot.fake.push_callback(MEMBER, "refresh:SPY", message_id=sent_message_id(bot.fake, MEMBER, "photo"))
+        [edit] = await bot.fake.wait_for("editMessageMedia")
+        caption = edit.params["media"]["caption"]
+        assert "ALERT" not in caption and f"refreshed {OPEN_TIME:%H:%M}" in caption
+        assert "alert threshold" not in caption
+        [after] = [r for r in outbox_rows(bot.app.state) if r.recipient == f"telegram:{MEMBER}"]
+        assert after == row  # the alert's record stays as it was sent
+        assert len(sends_to(bot.fake, MEMBER)) == 2
+
+
+async def test_settings_buttons_change_the_setting_in_place_and_forged_ones_are_refused(tmp_path, trained_store):
+    async with running_bot(tmp_path) as bot:
+        bot.fake.push_message(MEMBER, "/settings")
+        [menu] = await wait_for_sends(bot.fake, MEMBER, 1)
+        rows = menu.params["reply_markup"]["inline_keyboard"]
+        assert [[b["callback_data"] for b in r] for r in rows] == [
+            [f"set:{kind}:{mode}" for mode in ("on", "silent", "off")] for kind in ("score", "level", "digest")]
+        assert [b["text"] for b in rows[0]] == ["• score on", "score silent", "score off"]
+        message_id = sent_message_id(bot.fake, MEMBER, "text")
+
+        bot.fake.push_callback(MEMBER, "set:level:off", message_id=message_id)
+        [edit] = await bot.fake.wait_for("editMessageText")
+        assert int(edit.params["message_id"]) == message_id and "Level alerts: off" in edit.params["text"]
+        assert bot.app.state.chat_setting(f"telegram:{MEMBER}", "level") == "off"
+        assert [b["text"] for b in edit.params["reply_markup"]["inline_keyboard"][1]] == [
+            "level on", "level silent", "• level off"]
+
+        # a chat not allowed: one refusal, nothing stored; forged data from an allowed chat: refused
+        bot.fake.push_callback(STRANGER, "set:score:off")
+        [refusal] = await wait_for_sends(bot.fake, STRANGER, 1)
+        assert "not allowed" in refusal.params["text"]
+        for forged in ("set:score:loud", "set:score:off:extra", "refresh:../../etc", "/reload"):
+            bot.fake.push_callback(MEMBER, forged, message_id=message_id)
+        sends = await wait_for_sends(bot.fake, MEMBER, 5)
+        await settle()
+        assert all(s.method == "sendMessage" for s in sends[1:])  # each refused in a line of its own
+        assert "for admins only" in sends[-1].params["text"]
+        assert len(bot.fake.calls_to("editMessageText")) == 1 and bot.fake.calls_to("editMessageMedia") == []
+        assert bot.app.state.chat_settings(f"telegram:{MEMBER}") == {"score": "on", "level": "off", "digest": "on"}
+        assert bot.app.state.chat_settings(f"telegram:{STRANGER}") == {"score": "on", "level": "on", "digest": "on"}

@@ -129,7 +129,7 @@ def test_backtest_reports_even_without_an_edge(cli_env, monkeypatch, capsys):
 
 
 def test_backtest_text_without_alerts_still_reports():
-    from training.backtest_run import format_backtest
+    from bot.cli_text import format_backtest
 
     report = {"bars": 900, "threshold": 80, "alerts": 0, "hit_rate": None, "avg_r": None, "total_r": 0.0,
               "verdict": "no alerts at score >= 80 in 900 out-of-sample bars",

@@ -97,7 +97,7 @@ async def test_predict_has_chart_every_field_and_is_logged(stack):
     assert f"Model {model.version}" in text
     assert "SIMULATED" in text
     assert reply.title.startswith("QQQ ") and "score" in reply.title
-    assert [b.data for b in reply.buttons] == ["/predict QQQ", "/levels QQQ", "/subscribe QQQ"]
+    assert [b.data for b in reply.buttons] == ["refresh:QQQ", "/levels QQQ", "/subscribe QQQ"]
 
     [row] = stack.state.recent_predictions(5)
     assert (row.symbol, row.model_version, row.source, row.requested_by) == ("QQQ", model.version, "command",

@@ -257,3 +257,49 @@ async def test_channel_alert_failures_become_delivery_errors(discord_env):
         await adapter.send(str(CHANNEL), Reply(text="x"))
     assert not limited.value.permanent and "429" in str(limited.value)
     assert fake.channel_messages(CHANNEL) == []
+
+
+def button_ids(message) -> list[str]:
+    return [c["custom_id"] for row in message.payload.get("components", []) for c in row["components"]]
+
+
+async def test_reply_buttons_are_present_and_refresh_edits_the_original_response(discord_env, layer):
+    fake, _adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "SPY"})
+    [reply] = await fake.wait_followups(sent.token, timeout=20)
+    assert button_ids(reply) == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
+    labels = [c["label"] for row in reply.payload["components"] for c in row["components"]]
+    assert labels == ["Refresh", "Levels", "Subscribe"]
+
+    press = await fake.press_button(reply.message_id, "refresh:SPY", guild_id=ALLOWED, user_id=USER)
+    await fake.wait_until(lambda: any(m.target == press.token for m in fake.messages), timeout=20)
+    [edit] = [m for m in fake.messages if m.target == press.token]
+    assert edit.kind == "edit_original" and edit.message_id == reply.message_id
+    [callback] = fake.callbacks_for(press.token)
+    assert callback.type == 6  # a deferred update of the button's message: no new "thinking" message
+    embed = only_embed(edit)
+    assert embed["title"].startswith("SPY ") and "refreshed" in embed["title"]
+    [(name, png)] = edit.files.items()
+    assert png.startswith(PNG_MAGIC) and embed["image"]["url"] == f"attachment://{name}"
+    assert button_ids(edit) == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
+    assert [m for m in fake.messages if m.kind == "followup" and m.target == press.token] == []
+    assert len(layer.state.recent_predictions(5)) == 2
+
+    # the Levels button answers with a new message under the same allow-list
+    press = await fake.press_button(reply.message_id, "/levels SPY", guild_id=ALLOWED, user_id=USER)
+    [levels] = await fake.wait_followups(press.token, timeout=20)
+    assert "options levels" in only_embed(levels)["title"]
+
+
+async def test_a_button_pressed_in_a_guild_not_allowed_is_refused_and_edits_nothing(discord_env, layer):
+    fake, _adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "IWM"})
+    [reply] = await fake.wait_followups(sent.token, timeout=20)
+    # the same message seen from a guild outside DISCORD_GUILD_IDS (a forged or copied component)
+    press = await fake.press_button(reply.message_id, "refresh:IWM", guild_id=FOREIGN, user_id=USER)
+    [refusal] = await fake.wait_followups(press.token, timeout=20)
+    embed = only_embed(refusal)
+    assert "not allowed" in embed["description"] and embed["color"] == discord.Colour.red().value
+    assert [m.kind for m in fake.messages if m.target == press.token] == ["followup"]
+    assert button_ids(refusal) == []
+    assert len(layer.state.recent_predictions(5)) == 1

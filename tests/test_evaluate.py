@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.formatting import format_evaluation
+from bot.cli_text import format_evaluation
 from core.stores import open_store
 from core.types import NY
 from tests.fakes.bot_stack import OPEN_TIME, make_settings, sim_provider

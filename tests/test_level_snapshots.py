@@ -144,7 +144,8 @@ async def test_csv_data_says_no_option_data(tmp_path):
         assert run.taken == [] and run.skipped == {"SPY": NO_OPTION_DATA}
         assert state.level_snapshots("SPY") == []
         assert await level_scorecard(services, state, at(TUESDAY, 16, 30)) is None
-        from bot.formatting import format_level_scorecard, format_levels_history
+        from bot.cli_text import format_levels_history
+        from bot.formatting import format_level_scorecard
 
         assert NO_OPTION_DATA in format_level_scorecard(None, data_source="csv")
         assert NO_OPTION_DATA in format_levels_history("SPY", [], data_source="csv")

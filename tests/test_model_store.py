@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from bot.cli import version_summary
+from bot.cli_text import version_summary
 from core.store import (
     BlobStore,
     BucketNotFound,

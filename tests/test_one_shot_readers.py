@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from bot.app import performance_report, scan_once, state_path
+from bot.app import scan_once, state_path
+from bot.cli import performance_report
 from bot.state import StateDB
 from bot.state.errors import StateError
 from tests.fakes.bot_stack import OPEN_TIME, make_settings
 from tests.fakes.fake_bot_api import FakeBotApi
+from tests.fakes.outbox import outbox_counts
 
 TOKEN = "5151" + "51515:" + "AAH" + "oneShot1" * 4
 ADMIN = 4242
@@ -37,7 +39,7 @@ async def test_performance_and_export_log_leave_a_live_bots_sends_alone(tmp_path
             file = tmp_path / "log.csv"
 
         assert await cmd_export_log(settings, Args()) == 0  # type: ignore[arg-type]
-        assert live.outbox_counts().get("sending") == 1  # still the live bot's, not re-queued
+        assert outbox_counts(live)["sending"] == 1  # still the live bot's, not re-queued
     finally:
         live.close()
 

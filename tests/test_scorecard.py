@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 import pandas as pd
 import pytest
 
-from bot.scorecard import ScoringError, compute_scorecard, format_scorecard, score_outcome
+from bot.formatting import format_scorecard
+from bot.scorecard import ScoringError, compute_scorecard, score_outcome
 from bot.state import PredictionRow
 from core.types import NY
 

@@ -1,9 +1,12 @@
-"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots)."""
+"""`StateDB`: the bot's one SQLite file (subscriptions, alert outbox, prediction log, levels snapshots,
+per-chat notification settings)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bot.state.chat_settings import ChatSettingsMixin
+from bot.state.digests import DigestsMixin
 from bot.state.level_snapshots import LevelSnapshotsMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
@@ -12,7 +15,8 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, DigestsMixin,
+              ChatSettingsMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads

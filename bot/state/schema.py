@@ -114,6 +114,25 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (symbol, taken_at)
     );
     """,
+    # 6: chats that get the pre-open brief and the close recap (one row per chat).
+    """
+    CREATE TABLE digest_subscriptions (
+        recipient  TEXT PRIMARY KEY,
+        guild_id   TEXT,               -- the Discord guild of the channel, for DISCORD_GUILD_IDS
+        created_at TEXT NOT NULL
+    );
+    """,
+    # 7: what each chat receives (/settings): per alert kind 'on', 'silent' (no notification sound) or
+    # 'off' (sends nothing; its subscriptions stay). A chat without a row gets everything 'on'.
+    """
+    CREATE TABLE chat_settings (
+        recipient  TEXT NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('score', 'level', 'digest')),
+        mode       TEXT NOT NULL CHECK (mode IN ('on', 'silent', 'off')),
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (recipient, kind)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -10,6 +10,8 @@ The token never appears in a message or a log line.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import json
 import logging
 import random
@@ -17,6 +19,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +29,7 @@ import pandas as pd
 from core.calendar import sessions_between
 from core.clock import wall_clock_ny
 from core.marketdata import tradier_parse as parse
+from core.marketdata.priority import current_priority
 from core.types import (
     NY,
     CalendarDay,
@@ -44,6 +48,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # Tradier serves 5min/15min timesales for ~40 calendar days; 10-day chunks keep each answer small.
 CHUNK = timedelta(days=10)
+VIX_KEEP = timedelta(days=45)  # more than any symbol's bar history (core.bar_cache.HISTORY_DAYS)
 MIN_BISECT_SPAN = timedelta(hours=1)
 TIMEFRAMES = {"5min": ("5min", 5), "15min": ("15min", 15), "1h": ("15min", 60)}
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9./]{0,24}$")
@@ -65,7 +70,10 @@ class _NotJson(MarketDataError):
 
 
 class SlidingWindowPacer:
-    """At most `limit` acquisitions in any rolling `window` seconds (stricter than Tradier's window).
+    """At most `limit` acquisitions in any rolling `window` seconds (stricter than Tradier's window),
+    handed out by priority: a waiting request of a lower `priority` number (a user's command) is
+    served before any waiting request of a higher one (scan traffic), first come first served within
+    one priority (`core.marketdata.priority`).
 
     `acquire(until_done=True)` + `release()` count a request from its departure until its answer
     and for `window` seconds after that: the server counts ARRIVALS, which may lag the departure
@@ -81,16 +89,25 @@ class SlidingWindowPacer:
         self._monotonic = monotonic
         self._stamps: deque[float] = deque()
         self._in_flight = 0
-        self._released = asyncio.Event()
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[int, int]] = []  # heap of (priority, arrival number)
+        self._arrivals = itertools.count()
+        self._changed = asyncio.Event()  # set (and replaced) when a slot or the queue's head changes
 
-    async def acquire(self, *, until_done: bool = False) -> None:
-        async with self._lock:
+    async def acquire(self, *, until_done: bool = False, priority: int | None = None) -> None:
+        ticket = (current_priority() if priority is None else priority, next(self._arrivals))
+        heapq.heappush(self._waiting, ticket)
+        self._notify()  # a new head may have arrived
+        try:
             while True:
+                changed = self._changed
+                if self._waiting[0] != ticket:
+                    await changed.wait()
+                    continue
                 now = self._monotonic()
                 while self._stamps and now - self._stamps[0] >= self._window:
                     self._stamps.popleft()
                 if len(self._stamps) + self._in_flight < self._limit:
+                    heapq.heappop(self._waiting)
                     if until_done:
                         self._in_flight += 1
                     else:
@@ -99,14 +116,42 @@ class SlidingWindowPacer:
                 if self._stamps:
                     await self._sleep(self._stamps[0] + self._window - now)
                 else:  # every slot is a request still in flight: wait for one to answer
-                    self._released.clear()
-                    await self._released.wait()
+                    await changed.wait()
+        except BaseException:
+            if ticket in self._waiting:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+            raise
+        finally:
+            self._notify()
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot."""
+        return len(self._waiting)
 
     def release(self) -> None:
         """The request taken with `acquire(until_done=True)` has its answer (or failed)."""
         self._in_flight -= 1
         self._stamps.append(self._monotonic())
-        self._released.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+@dataclass(frozen=True)
+class _VixSeries:
+    start: datetime  # the series covers bars starting from here ...
+    fetched_until: datetime  # ... up to here, as of its last fetch
+    frame: pd.DataFrame
+
+
+def _bar_closed_between(after: datetime, until: datetime, minutes: int) -> bool:
+    """Whether a bar of `minutes` (aligned on the clock, as session bars are) closes in (after, until]."""
+    step = minutes * 60
+    return int(until.timestamp()) // step > int(after.timestamp()) // step
 
 
 class TradierProvider:
@@ -115,7 +160,7 @@ class TradierProvider:
     def __init__(self, token: str, base_url: str, requests_per_minute: int = 110, timeout: float = 10.0,
                  max_retries: int = 4, clock: Callable[[], datetime] | None = None, *,
                  rate_window: float = 60.0, max_wait: float = 65.0, backoff_base: float = 0.5,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, monotonic: Callable[[], float] = time.monotonic) -> None:
         if not token:
             raise MarketDataError("Tradier needs an access token")
         if max_retries < 0 or timeout <= 0:
@@ -128,11 +173,13 @@ class TradierProvider:
         self._max_wait = max_wait
         self._backoff_base = backoff_base
         self._sleep = sleep
-        self._pacer = SlidingWindowPacer(requests_per_minute, rate_window, sleep)
+        self._pacer = SlidingWindowPacer(requests_per_minute, rate_window, sleep, monotonic)
         self._quota_reset_at = 0.0  # epoch seconds; set when X-Ratelimit-Available reaches 0
         self._session: aiohttp.ClientSession | None = None
         self._inflight: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
         self._known_symbols: set[str] = set()
+        self._vix: dict[str, _VixSeries] = {}  # interval -> the VIX bars fetched so far
+        self._vix_locks: dict[str, asyncio.Lock] = {}
 
     # ----------------------------------------------------------------- transport
 
@@ -339,14 +386,35 @@ class TradierProvider:
         return normalise_bars(parse.attach_vix(bars, closes, vix_raw, vix_closes))
 
     async def _vix_timesales(self, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
-        try:
-            return await self._timesales("VIX", interval, start, end)
-        except _TokenRejected:
-            raise
-        except MarketDataError as exc:
-            # without VIX the bars are still useful; the vix column stays NaN ("unknown")
-            log.warning("VIX bars unavailable, vix column left empty: %s", exc)
-            return parse.empty_ohlcv()
+        """VIX bars over [start, end] from one series shared by every symbol: a scan of 50 symbols
+        fetches VIX once (from its last cached bar on) instead of once per symbol."""
+        async with self._vix_locks.setdefault(interval, asyncio.Lock()):
+            try:
+                frame = await self._refresh_vix(interval, start, end)
+            except _TokenRejected:
+                raise
+            except MarketDataError as exc:
+                # without VIX the bars are still useful; the vix column stays NaN ("unknown")
+                log.warning("VIX bars unavailable, vix column left empty: %s", exc)
+                return parse.empty_ohlcv()
+        return frame[(frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))]
+
+    async def _refresh_vix(self, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
+        cached = self._vix.get(interval)
+        if cached is None or start < cached.start or cached.frame.empty:
+            frame = await self._timesales("VIX", interval, start, end)
+            self._vix[interval] = _VixSeries(start, end, frame)
+            return frame
+        if not _bar_closed_between(cached.fetched_until, end, int(interval.removesuffix("min"))):
+            return cached.frame
+        # from the last cached bar on: it may have been revised (or still been forming) when fetched
+        fresh = await self._timesales("VIX", interval, cached.frame.index[-1].to_pydatetime(), end)
+        frame = pd.concat([cached.frame, fresh])
+        frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+        keep_from = pd.Timestamp(end) - VIX_KEEP
+        frame = frame[frame.index >= keep_from]
+        self._vix[interval] = _VixSeries(max(cached.start, keep_from.to_pydatetime()), end, frame)
+        return frame
 
     async def _timesales(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
         spans = []

@@ -16,13 +16,17 @@ Methods
     deleteMyCommands, getUpdates (long poll: returns queued updates with update_id >= offset,
     waits at most ``min(timeout, max_poll_wait)`` seconds), sendMessage, sendPhoto (multipart;
     the photo's byte size is recorded), sendDocument, answerCallbackQuery,
-    editMessageReplyMarkup, editMessageText, sendChatAction.
+    editMessageReplyMarkup, editMessageText, editMessageMedia (multipart: ``media`` is a JSON
+    InputMedia whose ``media`` is ``attach://<part>``, the file sent as that part), sendChatAction.
     Sent messages come back as realistic Message objects (message_id, date, chat, from, text or
-    caption + photo sizes, reply_markup).
+    caption + photo sizes, reply_markup) and are kept in ``messages`` by (chat_id, message_id); the
+    edit methods answer 400 "message to edit not found" for others and "message is not modified"
+    when the new content and markup equal the old.
 
 Python-side controls
     ``push_message(chat_id, text, user_id=..)`` / ``push_callback(chat_id, data, ..)`` queue
-    updates for getUpdates (a bot_command entity is added when the text starts with "/").
+    updates for getUpdates (a bot_command entity is added when the text starts with "/"); a
+    callback with the ``message_id`` of a message the bot sent carries that message.
     ``fail_next(method, n, status=429, retry_after=1, description=None, close=False)`` makes
     the next n calls of a method fail (429 with retry_after, 409 Conflict, 403 Forbidden,
     400 Bad Request, 502 Bad Gateway, ... or ``close=True`` to drop the connection).
@@ -53,7 +57,7 @@ JSON_FIELDS = frozenset({
     "chat_id", "offset", "limit", "timeout", "reply_markup", "commands", "allowed_updates",
     "message_id", "show_alert", "drop_pending_updates", "disable_notification", "cache_time",
     "scope", "reply_parameters", "link_preview_options", "protect_content", "has_spoiler",
-    "caption_entities", "entities", "message_thread_id",
+    "caption_entities", "entities", "message_thread_id", "media",
 })
 SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 DEFAULT_DESCRIPTIONS = {
@@ -106,6 +110,8 @@ class FakeBotApi:
         self.max_poll_wait = max_poll_wait
         self.calls: list[ApiCall] = []
         self.commands: list[dict[str, Any]] = []
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}  # what the bot sent, as edited since
+        self._content: dict[tuple[int, int], tuple[Any, ...]] = {}  # for "message is not modified"
         self.rate_limited = 0  # 429s answered because of rate_limit_per_second
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -197,11 +203,13 @@ class FakeBotApi:
                       username: str | None = "tester", message_id: int | None = None) -> int:
         """Queue an inline-button press in `chat_id` on one of the bot's messages."""
         user_id = user_id if user_id is not None else abs(chat_id)
-        message = {
-            "message_id": message_id if message_id is not None else next(self._message_ids),
-            "date": int(time.time()), "chat": self._chat(chat_id), "from": self._bot_user(),
-            "text": "(earlier bot message)",
-        }
+        message = self.messages.get((chat_id, message_id)) if message_id is not None else None
+        if message is None:
+            message = {
+                "message_id": message_id if message_id is not None else next(self._message_ids),
+                "date": int(time.time()), "chat": self._chat(chat_id), "from": self._bot_user(),
+                "text": "(earlier bot message)",
+            }
         query = {"id": str(next(self._message_ids)), "from": self._user(user_id, username),
                  "chat_instance": f"ci{chat_id}", "data": data, "message": message}
         return self._queue({"callback_query": query})
@@ -358,11 +366,28 @@ class FakeBotApi:
         return pending()
 
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
-        chat_id = params["chat_id"]
-        if not isinstance(chat_id, int):
-            chat_id = int(chat_id)
+        chat_id = int(params["chat_id"])
         message = {"message_id": next(self._message_ids), "date": int(time.time()),
                    "chat": self._chat(chat_id), "from": self._bot_user(), **content}
+        if params.get("reply_markup"):
+            message["reply_markup"] = params["reply_markup"]
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    def _edit(self, params: dict[str, Any], content: dict[str, Any], fingerprint: tuple[Any, ...]) -> Any:
+        """Replace a sent message's content, as Telegram does, refusing what it refuses."""
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        message = self.messages.get(key)
+        if message is None:
+            raise ValueError("message to edit not found")
+        fingerprint = (*fingerprint, json.dumps(params.get("reply_markup"), sort_keys=True))
+        if self._content.get(key) == fingerprint:
+            raise ValueError("message is not modified: specified new message content and reply markup are "
+                             "exactly the same as a current content and reply markup of the message")
+        self._content[key] = fingerprint
+        for old in ("text", "caption", "photo", "reply_markup"):
+            message.pop(old, None)
+        message.update(content, edit_date=int(time.time()))
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         return message
@@ -371,13 +396,13 @@ class FakeBotApi:
         text = params["text"]
         if not text or len(text) > 4096:
             raise ValueError("message text is empty or too long")
-        return self._message(params, text=text)
+        message = self._message(params, text=text)
+        self._content[(int(params["chat_id"]), message["message_id"])] = (
+            text, json.dumps(params.get("reply_markup"), sort_keys=True))
+        return message
 
-    async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
-        size = len(files["photo"]) if "photo" in files else 0
-        if not size and not isinstance(params.get("photo"), str):
-            raise ValueError("there is no photo in the request")
-        caption = params.get("caption")
+    @staticmethod
+    def _photo_content(size: int, caption: Any) -> dict[str, Any]:
         if caption is not None and len(caption) > 1024:
             raise ValueError("message caption is too long")
         photo = [{"file_id": f"photo{n}", "file_unique_id": f"uphoto{n}", "width": w, "height": h,
@@ -385,7 +410,28 @@ class FakeBotApi:
         content: dict[str, Any] = {"photo": photo}
         if caption is not None:
             content["caption"] = caption
-        return self._message(params, **content)
+        return content
+
+    async def _m_sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        size = len(files["photo"]) if "photo" in files else 0
+        if not size and not isinstance(params.get("photo"), str):
+            raise ValueError("there is no photo in the request")
+        message = self._message(params, **self._photo_content(size, params.get("caption")))
+        key = (int(params["chat_id"]), message["message_id"])
+        self._content[key] = (files.get("photo"), params.get("caption"),
+                              json.dumps(params.get("reply_markup"), sort_keys=True))
+        return message
+
+    async def _m_editMessageMedia(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        media = params["media"]
+        if not isinstance(media, dict) or media.get("type") != "photo":
+            raise ValueError("media must be an InputMediaPhoto")
+        ref = str(media.get("media", ""))
+        if not ref.startswith("attach://") or ref[len("attach://"):] not in files:
+            raise ValueError("wrong file identifier/HTTP URL specified")
+        data = files[ref[len("attach://"):]]
+        content = self._photo_content(len(data), media.get("caption"))
+        return self._edit(params, content, (data, media.get("caption")))
 
     async def _m_sendDocument(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         size = len(files.get("document", b""))
@@ -396,4 +442,4 @@ class FakeBotApi:
         return self._message(params, text="(edited)")
 
     async def _m_editMessageText(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
-        return self._message(params, text=params["text"])
+        return self._edit(params, {"text": params["text"]}, (params["text"],))

@@ -75,6 +75,7 @@ class RecordedMessage:
     payload: dict[str, Any]
     files: dict[str, bytes]  # filename -> bytes
     at: float
+    message_id: str | None = None  # the posted (or edited) message's id, when Discord answers with one
 
     @property
     def embeds(self) -> list[dict[str, Any]]:
@@ -148,6 +149,7 @@ class FakeDiscord:
         self.sync_count = 0
         self.callbacks: list[RecordedCallback] = []
         self.messages: list[RecordedMessage] = []
+        self.posted: dict[str, dict[str, Any]] = {}  # message id -> the message as the bot last left it
         self.identify_payloads: list[dict[str, Any]] = []
         self.gateway_queries: list[tuple[str, dict[str, str]]] = []  # (path, query) per connection
         self.connections = 0
@@ -423,8 +425,11 @@ class FakeDiscord:
         else:
             return _json({"message": "405: Method Not Allowed", "code": 0}, 405, ok)
         payload, files = await self._read_body(request)
-        self.messages.append(RecordedMessage(kind, token, payload, files, time.monotonic()))
         message = self._message(sent["channel_id"], payload, files, webhook=True)
+        if kind == "edit_original" and sent.get("message"):  # a button's interaction: its message
+            message["id"] = sent["message"]["id"]
+        self.messages.append(RecordedMessage(kind, token, payload, files, time.monotonic(), message["id"]))
+        self.posted[message["id"]] = message
         if kind == "followup" and request.query.get("wait") in ("0", "false"):
             return web.Response(status=204, headers=ok)
         return _json(message, headers=ok)
@@ -433,8 +438,10 @@ class FakeDiscord:
         if channel_id in self.forbidden_channels:
             return _json({"message": "Missing Access", "code": 50001}, 403, ok)
         payload, files = await self._read_body(request)
-        self.messages.append(RecordedMessage("channel", channel_id, payload, files, time.monotonic()))
-        return _json(self._message(channel_id, payload, files, webhook=False), headers=ok)
+        message = self._message(channel_id, payload, files, webhook=False)
+        self.messages.append(RecordedMessage("channel", channel_id, payload, files, time.monotonic(), message["id"]))
+        self.posted[message["id"]] = message
+        return _json(message, headers=ok)
 
     def _message(self, channel_id: str, payload: dict[str, Any], files: dict[str, bytes], *,
                  webhook: bool) -> dict[str, Any]:
@@ -446,7 +453,8 @@ class FakeDiscord:
                    "content": payload.get("content") or "", "timestamp": _iso(time.time()),
                    "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
                    "mention_roles": [], "attachments": attachments, "embeds": payload.get("embeds") or [],
-                   "pinned": False, "type": 0, "flags": int(payload.get("flags") or 0), "components": []}
+                   "pinned": False, "type": 0, "flags": int(payload.get("flags") or 0),
+                   "components": payload.get("components") or []}
         if webhook:
             message |= {"webhook_id": str(self.app_id), "application_id": str(self.app_id)}
         return message
@@ -566,11 +574,6 @@ class FakeDiscord:
         """Send INTERACTION_CREATE for a slash command, as Discord does when a user runs it.
         `guild_id=None` is a direct message. Sent at once if the bot is connected, else queued in
         its session for the RESUME."""
-        if self._current is None:
-            raise AssertionError("fake Discord: the bot never identified; nothing to dispatch to")
-        interaction_id, token = self._snowflake(), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)
-        user = {"id": str(user_id), "username": username, "discriminator": "0", "avatar": None,
-                "global_name": username.title(), "public_flags": 0}
         data: dict[str, Any] = {"id": "0", "name": command_name, "type": 1}
         registered = self._find_command(guild_id, command_name)
         if registered is not None:
@@ -580,8 +583,27 @@ class FakeDiscord:
         if options:
             data["options"] = [{"name": k, "type": self._option_type(registered, k, v), "value": v}
                                for k, v in options.items()]
+        return await self._send_interaction(guild_id, channel_id, user_id, username, 2, data)
+
+    async def press_button(self, message_id: str, custom_id: str, *, guild_id: int | None, user_id: int,
+                           username: str = "carol") -> SentInteraction:
+        """Send INTERACTION_CREATE for a press of the button `custom_id` on a message the bot posted,
+        as Discord does: a component interaction carrying that message."""
+        message = self.posted[message_id]
+        data = {"custom_id": custom_id, "component_type": 2}
+        return await self._send_interaction(guild_id, int(message["channel_id"]), user_id, username, 3, data,
+                                            message=message)
+
+    async def _send_interaction(self, guild_id: int | None, channel_id: int, user_id: int, username: str,
+                                kind: int, data: dict[str, Any], *,
+                                message: dict[str, Any] | None = None) -> SentInteraction:
+        if self._current is None:
+            raise AssertionError("fake Discord: the bot never identified; nothing to dispatch to")
+        interaction_id, token = self._snowflake(), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(48)
+        user = {"id": str(user_id), "username": username, "discriminator": "0", "avatar": None,
+                "global_name": username.title(), "public_flags": 0}
         payload: dict[str, Any] = {
-            "id": interaction_id, "application_id": str(self.app_id), "type": 2, "data": data,
+            "id": interaction_id, "application_id": str(self.app_id), "type": kind, "data": data,
             "channel_id": str(channel_id), "token": token, "version": 1, "locale": "en-US",
             "app_permissions": "2248473465835073", "entitlements": [], "attachment_size_limit": 10_485_760,
         }
@@ -604,6 +626,8 @@ class FakeDiscord:
                             "recipients": [user]},
                 "user": user, "authorizing_integration_owners": {"1": str(user_id)}, "context": 1,
             }
+        if message is not None:
+            payload["message"] = message
         self._interactions[token] = payload
         self._dispatched_at[token] = time.monotonic()
         await self._dispatch(self._current, "INTERACTION_CREATE", payload)

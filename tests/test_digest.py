@@ -1,0 +1,128 @@
+"""The pre-open brief and the close recap: when they are due (exchange calendar), the subscription
+commands, delivery once per kind, trading day and chat, and `tradebot digest --once`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date, datetime, time
+
+from bot.app import digest_once, state_path
+from bot.cli import cmd_digest
+from bot.commands import CommandLayer
+from bot.console import CONSOLE
+from bot.digest import digest_time, first_hour_range
+from bot.scheduler import DigestTrigger
+from bot.services import build_services
+from bot.state import StateDB
+from core.types import NY
+
+OPEN_AT = time(9, 0)
+TRADING_DAY = date(2026, 11, 24)  # a regular Tuesday
+HOLIDAY = date(2026, 11, 26)  # Thanksgiving
+EARLY_CLOSE = date(2026, 11, 27)  # the day after: the exchange closes at 13:00
+
+
+def _trigger(kind: str) -> DigestTrigger:
+    return DigestTrigger(kind, OPEN_AT, 10)
+
+
+def test_digests_are_due_on_trading_days_only_and_the_recap_follows_an_early_close():
+    assert digest_time("open", TRADING_DAY, OPEN_AT, 10) == datetime(2026, 11, 24, 9, 0, tzinfo=NY)
+    assert digest_time("close", TRADING_DAY, OPEN_AT, 10) == datetime(2026, 11, 24, 16, 10, tzinfo=NY)
+    assert digest_time("open", HOLIDAY, OPEN_AT, 10) is None
+    assert digest_time("close", HOLIDAY, OPEN_AT, 10) is None
+    assert digest_time("close", EARLY_CLOSE, OPEN_AT, 10) == datetime(2026, 11, 27, 13, 10, tzinfo=NY)
+
+
+def test_digest_trigger_skips_the_holiday_and_fires_once_per_day():
+    opens = _trigger("open")
+    first = opens.get_next_fire_time(None, datetime(2026, 11, 25, 8, 0, tzinfo=NY))
+    assert first == datetime(2026, 11, 25, 9, 0, tzinfo=NY)
+    second = opens.get_next_fire_time(first, first)
+    assert second == datetime(2026, 11, 27, 9, 0, tzinfo=NY)  # not Thanksgiving
+    closes = _trigger("close")
+    assert closes.get_next_fire_time(None, datetime(2026, 11, 27, 10, 0, tzinfo=NY)) == datetime(
+        2026, 11, 27, 13, 10, tzinfo=NY)
+    weekend = closes.get_next_fire_time(None, datetime(2026, 11, 27, 13, 11, tzinfo=NY))
+    assert weekend == datetime(2026, 11, 30, 16, 10, tzinfo=NY)  # Saturday and Sunday skipped
+
+
+def test_first_hour_range_is_the_median_of_past_first_hours(bot_settings):
+    import pandas as pd
+
+    idx = pd.DatetimeIndex([datetime(2026, 11, d, h, m, tzinfo=NY) for d in (23, 24)
+                            for h, m in ((9, 30), (10, 0), (10, 30), (11, 0))])
+    highs = [101, 103, 110, 120, 200, 202, 299, 300]
+    lows = [100, 100, 100, 100, 199, 199, 199, 199]
+    bars = pd.DataFrame({"open": lows, "high": highs, "low": lows, "close": lows}, index=idx, dtype=float)
+    value, n = first_hour_range(bars, date(2026, 11, 25))
+    assert n == 2
+    assert value == (3 + 3) / 2  # only 09:30-10:29 counts, the 10:30 bar is outside the first hour
+    assert first_hour_range(bars, date(2026, 11, 24)) == (3.0, 1)  # no look-ahead into the day itself
+
+
+async def test_subscribe_digest_commands_and_todays_forms(bot_settings):
+    services = build_services(bot_settings)
+    state = StateDB(state_path(bot_settings))
+    try:
+        layer = CommandLayer(services, state)
+        reply = await layer.handle(CONSOLE, "/subscribe digest")
+        assert reply.ok and "pre-open brief at 09:00 ET" in reply.text
+        assert state.digest_recipients() == [CONSOLE.recipient]
+        assert state.subscriptions() == []  # a digest is no symbol subscription
+        assert "already" in (await layer.handle(CONSOLE, "/subscribe DIGEST")).text
+        assert not (await layer.handle(CONSOLE, "/subscribe digest 50")).ok
+        assert (await layer.handle(CONSOLE, "/subscribe SPY 70")).ok  # today's form still works
+        assert [s.symbol for s in state.subscriptions()] == ["SPY"]
+        assert "stopped" in (await layer.handle(CONSOLE, "/unsubscribe digest")).text
+        assert state.digest_recipients() == []
+        assert [s.symbol for s in state.subscriptions()] == ["SPY"]  # the alert subscription stays
+        assert "was not" in (await layer.handle(CONSOLE, "/unsubscribe digest")).text
+    finally:
+        state.close()
+        await services.close()
+
+
+def _subscribe_console(settings) -> None:
+    with StateDB(state_path(settings)) as db:
+        db.subscribe_digest(CONSOLE.recipient)
+
+
+async def test_open_brief_is_delivered_on_the_console_once(bot_settings, pinned_now, capsys):
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=NY)
+    pinned_now.now = at
+    _subscribe_console(bot_settings)
+    result = await digest_once(bot_settings, "open", at)
+    assert set(result) == {"kind", "at", "trading_day", "sent", "skipped"}
+    assert result["kind"] == "open" and result["trading_day"] is True
+    assert result["sent"] == [{"recipient": CONSOLE.recipient, "kind": "digest", "digest": "open"}]
+    err = capsys.readouterr().err
+    assert "Pre-open brief · Tue 24 Nov 2026" in err
+    assert "no pre-market data" in err and "first-hour range, median of last" in err
+    assert "SIMULATED DATA" in err and "call wall" in err
+    again = await digest_once(bot_settings, "open", at)  # a rerun (or restart) sends nothing new
+    assert again["sent"] == [] and again["skipped"] == [{"recipient": CONSOLE.recipient, "reason": "already sent"}]
+
+
+async def test_no_digest_on_a_holiday(bot_settings, pinned_now):
+    at = datetime(2026, 11, 26, 9, 0, tzinfo=NY)
+    pinned_now.now = at
+    _subscribe_console(bot_settings)
+    result = await digest_once(bot_settings, "open", at)
+    assert result["trading_day"] is False and result["sent"] == []
+    assert result["skipped"] == [{"recipient": CONSOLE.recipient, "reason": "not a trading day"}]
+
+
+async def test_close_recap_on_an_early_close_day_through_the_cli(bot_settings, pinned_now, capsys):
+    at = datetime(2026, 11, 27, 13, 10, tzinfo=NY)
+    pinned_now.now = at
+    _subscribe_console(bot_settings)
+    code = await cmd_digest(bot_settings, argparse.Namespace(once=True, kind="close", at=at.isoformat()))
+    out = capsys.readouterr()
+    body = json.loads(out.out)  # stdout is exactly one JSON object
+    assert code == 0
+    assert body["kind"] == "close" and body["trading_day"] is True and body["at"] == at.isoformat()
+    assert [s["recipient"] for s in body["sent"]] == [CONSOLE.recipient]
+    assert "Close recap · Fri 27 Nov 2026" in out.err
+    assert "alerts today: none" in out.err and "Level scorecard, last 20 sessions" in out.err
