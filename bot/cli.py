@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config import ConfigError, Settings, load_settings
+from core.clock import wall_clock_ny
 from core.types import NY
 
 if TYPE_CHECKING:
@@ -150,10 +151,9 @@ async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
     from core.marketdata.archive import import_bars
     from core.marketdata.csv_file import load_bars_csv
     from core.stores import open_store
-    from core.types import NY
 
     symbol = _symbol(settings, args.symbol)
-    checked = await asyncio.to_thread(load_bars_csv, args.file, now=datetime.now(NY),
+    checked = await asyncio.to_thread(load_bars_csv, args.file, now=wall_clock_ny(),
                                       max_jump=settings.import_max_jump, bar_minutes=settings.bar_minutes)
     # The archive holds one timeframe per folder: mixing bar lengths would corrupt every feature.
     if checked.bar_minutes != settings.bar_minutes:
@@ -175,12 +175,11 @@ async def cmd_import_bars(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli_text import format_archive_report
     from core.stores import open_store
-    from core.types import NY
 
     symbol = _symbol(settings, args.symbol)
     _, archive = open_store(settings)
     if args.check:
-        report = await asyncio.to_thread(archive.check, symbol, settings.timeframe, datetime.now(NY),
+        report = await asyncio.to_thread(archive.check, symbol, settings.timeframe, wall_clock_ny(),
                                          settings.import_max_jump)
         print(format_archive_report(report))
         return 0
@@ -347,7 +346,7 @@ def _scan_time(text: str) -> datetime:
     except ValueError:
         raise CliError(f"--at {text!r} is not an ISO time like 2026-11-27T10:05-05:00") from None
     at = at.replace(tzinfo=NY) if at.tzinfo is None else at
-    latest = datetime.now(NY) + timedelta(days=SCAN_AT_AHEAD_DAYS)
+    latest = wall_clock_ny() + timedelta(days=SCAN_AT_AHEAD_DAYS)
     if not CALENDAR_START <= at.astimezone(NY).date() <= latest.date():
         raise CliError(f"--at {text!r} is out of range: give a time from {CALENDAR_START.isoformat()} "
                        f"to {latest.date().isoformat()}")

@@ -61,7 +61,7 @@ def _edge_row(edge: dict | None) -> str:
     if not isinstance(edge, dict):
         return "  edge: not evaluated"
     state = "alerts ENABLED" if edge.get("alerts_enabled") else "alerts DISABLED: no demonstrated edge"
-    return f"  edge: {state} ({'; '.join(edge.get('reasons') or [])})"
+    return "\n".join([f"  edge: {state}", *(f"    {reason}" for reason in edge.get("reasons") or [])])
 
 
 def _regressor_rows(models: dict[str, dict]) -> list[str]:

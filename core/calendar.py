@@ -8,6 +8,7 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import pandas as pd
 
+from core.clock import wall_clock_ny
 from core.types import NY, CalendarDay, MarketClock, MarketDataError
 
 CALENDAR_START = date(2000, 1, 3)  # early enough for imported daily history
@@ -24,7 +25,7 @@ def _calendar_until(end: date) -> xcals.ExchangeCalendar:
     return xcals.get_calendar("XNYS", start=CALENDAR_START.isoformat(), end=end.isoformat())
 
 
-_built_until: list[date] = [date.today() + timedelta(days=CALENDAR_AHEAD_DAYS)]
+_built_until: list[date] = [wall_clock_ny().date() + timedelta(days=CALENDAR_AHEAD_DAYS)]
 
 
 def _xnys(day: date | None = None) -> xcals.ExchangeCalendar:

@@ -19,6 +19,7 @@ from bot.state.schema import apply_migrations
 from core.types import NY
 from tests.fakes.bot_stack import make_settings
 from tests.fakes.fake_discord import FakeDiscord
+from tests.fakes.outbox import outbox_counts
 from tests.test_alerts import SCAN_TIME, _open_stack, scan_at
 
 DISCORD_TOKEN = "MTE" + "xMjM0NTY3ODkz" + ".Ga" + "list" * 8
@@ -49,7 +50,7 @@ async def test_a_telegram_chat_no_longer_allowed_is_skipped_and_unsubscribed(sta
     assert stack.state.subscriptions("telegram:555") == []
     assert "telegram:555 is not allowed any more: deleted its 1 subscription" in caplog.text
     assert stack.state.pending_alerts() == []
-    assert stack.state.outbox_counts().get("dead") == 1
+    assert outbox_counts(stack.state).get("dead") == 1
 
 
 def test_schema_4_adds_the_guild_and_keeps_older_rows(tmp_path):

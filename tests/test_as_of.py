@@ -16,6 +16,7 @@ from bot.services import Services, build_services
 from bot.state import StateDB
 from core.types import NY
 from tests.fakes.bot_stack import FixedClock, make_settings, sim_provider
+from tests.fakes.outbox import outbox_counts
 
 TODAY = datetime(2026, 11, 24, 10, 35, 20, tzinfo=NY)  # a Tuesday session
 
@@ -41,7 +42,7 @@ class Stack:
 async def stack(tmp_path, trained_store, monkeypatch) -> AsyncIterator[Stack]:
     # what is tested is which bar is used, not speed: a loaded machine must not turn it into a timeout
     monkeypatch.setattr("bot.commands.PREDICT_TIMEOUT_SECONDS", 600.0)
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, telegram_allowed_chat_ids="1,111")
     provider, clock = sim_provider(settings, TODAY)
     services = build_services(settings, provider)
     state = StateDB(settings.state_dir / "tradebot.sqlite3")
@@ -77,5 +78,5 @@ async def test_a_what_if_scan_dated_tomorrow_does_not_expire_todays_alerts(stack
     tomorrow = TODAY + timedelta(days=1)
     result = await stack.engine.scan(tomorrow)
     assert result.market_open
-    assert stack.state.outbox_counts().get("dead", 0) == 0
+    assert outbox_counts(stack.state).get("dead", 0) == 0
     assert stack.telegram.sent == ["1"]  # still today by the market's clock: delivered, not expired

@@ -113,7 +113,9 @@ async def test_first_tradier_training_uses_every_session_on_offer(tmp_path, few_
                                                     now=TRADIER_NOW, progress=lambda _: None)
         finally:
             await provider.close()
-    # 40 calendar days of 5-minute bars before Mon 30 Nov 10:00: 27 whole sessions and two part ones.
-    assert result.window["sessions"] >= 28, result.window
+    # 40 calendar days of 5-minute bars before Mon 30 Nov 10:00: a part session (21 Oct, from 10:00), 26
+    # whole ones and today's first half hour. The window ends at the last completed session (Fri 27 Nov),
+    # so every completed session on offer is 27, whatever TRAIN_DAYS says.
+    assert result.window["sessions"] == 27, result.window
     assert result.published, result.reasons
     assert result.metrics["n_oos"] > 0.75 * result.window["bars"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.state import StateDB
 from core.types import NY
+from tests.fakes.outbox import outbox_counts
 from tests.test_state import prediction
 
 T0 = datetime(2026, 6, 1, 10, 0, tzinfo=NY)
@@ -56,6 +57,6 @@ def test_prune_keeps_the_window_whole_and_drops_what_is_older(tmp_path: Path) ->
         kept = db.all_predictions()
         assert [r.id for r in kept] == [ids[364], ids[10]]
         assert all(r.first_hit == "target" for r in kept)  # outcomes inside the window stay
-        assert db.outbox_counts().get("sent") == 2 and db.outbox_counts().get("pending") == 1
+        assert outbox_counts(db).get("sent") == 2 and outbox_counts(db).get("pending") == 1
         assert any(r.id == pending_old for r in db.pending_alerts())
         assert db.prune_predictions(T0 - timedelta(days=365)) == 0  # idempotent

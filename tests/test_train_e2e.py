@@ -187,7 +187,7 @@ def test_training_window_ends_at_the_last_completed_session(tmp_path, monkeypatc
     pinned_now.now = moment  # Tuesday: 22 full sessions up to Monday's close, and today's bars so far
     days = recent_sessions(22, today=moment.date())
     bars = random_walk_bars(n_sessions=23, seed=3, start=days[0])
-    bars = bars.loc[bars.index <= pd.Timestamp(moment)]
+    bars = bars.loc[bars.index + pd.Timedelta(minutes=5) <= pd.Timestamp(moment)]  # closed bars only
     assert days[-1] == date(2026, 11, 30)
     csv = write_bars_csv(tmp_path / "SPY.csv", bars)
     _env(monkeypatch, tmp_path, MARKET_DATA=f"csv:{csv}", SYMBOLS="SPY", TRAIN_DAYS="22")

@@ -107,6 +107,10 @@ async def _file_window_bars(settings: Settings, provider: MarketDataProvider, sy
     """A file's own last TRAIN_DAYS sessions, ending at its last bar (not at the wall clock: a historical
     file would otherwise train on nothing)."""
     bars = await provider.get_bars(symbol, datetime(1900, 1, 1, tzinfo=NY), now, settings.timeframe)
+    # A file that runs into today's session trains, like live data, up to the last completed session.
+    open_day = now.astimezone(NY).date()
+    if calendar.is_session(open_day) and calendar.session_bounds(open_day)[1] > now:
+        bars = bars[bars.index.date < open_day]
     if bars.empty:
         return bars
     days = pd.Index(bars.index.date).unique()

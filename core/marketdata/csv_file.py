@@ -22,7 +22,7 @@ import pandas as pd
 
 from config.settings import TIMEFRAME_MINUTES
 from core.calendar import market_clock, month_calendar
-from core.clock import wall_clock
+from core.clock import wall_clock, wall_clock_ny
 from core.marketdata.bar_math import aggregate_bars, daily_bars
 from core.marketdata.bar_rules import BarRules, RowProblem, problems, session_gaps
 from core.types import (
@@ -158,7 +158,7 @@ def load_bars_csv(path: Path, *, now: datetime | None = None, max_bytes: int = D
         times, cols, naive, dated = _validate_rows(raw, time_col)
         frame = normalise_bars(pd.DataFrame({c: cols[c] for c in cols}, index=times.rename("time")))
         minutes = None if dated.all() else (bar_minutes_of(frame) or bar_minutes)
-        rules = BarRules(minutes, now or datetime.now(NY), max_jump)
+        rules = BarRules(minutes, now or wall_clock_ny(), max_jump)
         refused = problems(frame, rules, naive)
         if refused:
             raise refused[0]
@@ -255,7 +255,7 @@ class CsvProvider:
                 raise MarketDataError(f"{self._files[sym].name} and {f.name} both hold {sym}")
             self._files[sym] = f
         self._clock = clock
-        self._wall_clock = wall_clock or (lambda: datetime.now(NY))
+        self._wall_clock = wall_clock or wall_clock_ny
         self._max_bytes = max_bytes
         self._max_jump = max_jump
         self._bars: dict[str, pd.DataFrame] = {}
