@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.state.level_snapshots import LevelSnapshotsMixin
+from bot.state.level_subscriptions import LevelSubscriptionsMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
 from bot.state.subscriptions import SubscriptionsMixin
@@ -12,7 +13,7 @@ from bot.state.subscriptions import SubscriptionsMixin
 DB_FILENAME = "tradebot.sqlite3"
 
 
-class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin):
+class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, LevelSubscriptionsMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads
