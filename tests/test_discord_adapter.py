@@ -83,7 +83,8 @@ async def adapter():
 # ---------------------------------------------------------------- tree
 
 EXPECTED_TYPES = {"symbol": AppCommandOptionType.string, "symbol_or_all": AppCommandOptionType.string,
-                  "number": AppCommandOptionType.number, "int": AppCommandOptionType.integer}
+                  "number": AppCommandOptionType.number, "int": AppCommandOptionType.integer,
+                  "number_or_choice": AppCommandOptionType.string}
 
 
 async def test_tree_has_every_command_with_its_options(adapter):
@@ -97,16 +98,19 @@ async def test_tree_has_every_command_with_its_options(adapter):
             assert param.type == EXPECTED_TYPES[arg.kind]
             assert param.required == arg.required
             assert param.description == arg.description
-    threshold = commands["subscribe"].get_parameter("threshold")
-    assert (threshold.min_value, threshold.max_value) == (0, 100)
+    # the threshold may be a number or the word 'levels': a text option the layer parses and range-checks
     payload = commands["subscribe"].to_dict(adapter.tree)  # what is synced to Discord
     assert [o["name"] for o in payload["options"]] == ["symbol", "threshold"]
+    assert [o["name"] for o in commands["unsubscribe"].to_dict(adapter.tree)["options"]] == ["symbol", "alerts"]
 
 
 def test_command_text():
     spec = COMMANDS_BY_NAME["subscribe"]
     assert command_text(spec, {"symbol": "SPY", "threshold": 80.0}) == "/subscribe SPY 80"
     assert command_text(spec, {"symbol": "all", "threshold": 72.5}) == "/subscribe all 72.5"
+    assert command_text(spec, {"symbol": "SPY", "threshold": "levels"}) == "/subscribe SPY levels"
+    assert command_text(COMMANDS_BY_NAME["unsubscribe"], {"symbol": "all", "alerts": "levels"}) == \
+        "/unsubscribe all levels"
     assert command_text(COMMANDS_BY_NAME["status"], {}) == "/status"
     assert command_text(COMMANDS_BY_NAME["log"], {"n": 5}) == "/log 5"
 
