@@ -53,6 +53,15 @@ async def level_across_last_bar(stack, at: datetime) -> str:
     return "up" if close > open_ else "down"
 
 
+@pytest.fixture(autouse=True)
+def _patient_predictions(monkeypatch):
+    """A loaded test machine can take longer than the chat timeout to score; these tests are about
+    which alerts go out, not how fast (a level alert without its prediction is tested apart)."""
+    import bot.commands
+
+    monkeypatch.setattr(bot.commands, "PREDICT_TIMEOUT_SECONDS", 600.0)
+
+
 @pytest.fixture
 async def stack(tmp_path, trained_store):
     s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
