@@ -10,6 +10,8 @@ Delivery state machine of one row (one alert to one recipient)::
                        └──mark_failed (transient, attempts < max)────┘
                           mark_failed (permanent, or attempts >= max) ──> dead (final)
 
+- Each row has a kind: 'score' (a model setup: direction and quality score required), 'level' (a bar
+  closed across an options level) or 'digest'; the cooldown (`last_alert_time`) counts score rows only.
 - UNIQUE(setup_key, recipient): recording the same setup twice for a recipient returns None and
   stores nothing, so a rescan after a restart cannot alert twice.
 - A row marked sent is never returned by `pending_alerts` again.
