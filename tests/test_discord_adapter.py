@@ -129,7 +129,8 @@ def test_embed_escapes_markdown_and_limits_length():
 async def test_every_handler_defers_then_answers_with_embed_and_png(adapter):
     commands = {c.name: c for c in adapter.tree.get_commands()}
     for spec in COMMANDS:
-        values = {a.name: {"symbol": "SPY", "symbol_or_all": "all", "number": 75.0, "int": 3}[a.kind]
+        values = {a.name: {"symbol": "SPY", "symbol_or_all": "all", "number": 75.0, "int": 3,
+                            "number_or_choice": "75"}[a.kind]
                   for a in spec.args}
         interaction = FakeInteraction(channel_id=500, guild_id=1)
         await commands[spec.name].callback(interaction, **values)
