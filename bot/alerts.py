@@ -17,14 +17,19 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.commands import PREDICT_TIMEOUT_SECONDS, CommandLayer
-from bot.formatting import alert_threshold_line
+from bot.formatting import alert_threshold_line, level_alert_text, level_alert_title
+from bot.level_alerts import latest_bar_crossings, level_setup_key
+from bot.level_record import has_option_data
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
 from bot.state import StateDB
+from bot.state.rows import OutboxRow
 from core import calendar
 from core.clock import Clock, wall_clock
 from core.edge import edge_status
 from core.marketdata.priority import SCAN, market_priority
+from core.options.level_cross import LevelCross
+from core.options.snapshot import NO_OPTION_DATA
 from core.predictor import PredictionBundle
 from core.types import NY, MarketDataError
 
@@ -68,6 +73,7 @@ class AlertEngine:
         self.notifiers = notifiers
         self.settings = layer.settings
         self._deliver_lock = asyncio.Lock()
+        self._predicted: dict[str, tuple[PredictionBundle, Reply, dict]] = {}  # this scan's predictions, per symbol
 
     async def scan(self, at: datetime) -> ScanResult:
         at = at.astimezone(NY)
@@ -90,14 +96,23 @@ class AlertEngine:
                     result.skipped.append({"symbol": symbol, "recipient": sub.recipient, "reason": NOT_ALLOWED})
             if allowed:
                 by_symbol[symbol] = allowed
+        level_by_symbol = await self._level_recipients(verdicts, result)
         if not result.market_open:
             for sym, rows in by_symbol.items():
                 for sub in rows:
                     result.skipped.append({"symbol": sym, "recipient": sub.recipient, "reason": "market closed"})
+            _skip_levels(result, level_by_symbol, "market closed")
             return result
+        self._predicted = {}
         with market_priority(SCAN):  # users' /predict and /levels go ahead of this traffic in the pacer
             await self.layer.services.predictor.prime_quotes(list(by_symbol), at)  # one batched quote call
             await self._scan_symbols(by_symbol, at, result)
+            if not has_option_data(self.layer.services):
+                _skip_levels(result, level_by_symbol, NO_OPTION_DATA)
+            else:
+                for symbol, recipients in level_by_symbol.items():
+                    await self._scan_levels(symbol, recipients, at, result)
+        self._predicted = {}
         # expiry follows the market's own clock: a what-if scan dated tomorrow must not expire today's alerts
         result.sent.extend(await self.deliver_pending(self.layer.services.provider.now()))
         release_memory()
@@ -132,8 +147,7 @@ class AlertEngine:
             # the walk-forward showed no edge: an alert would be a coin flip presented as a signal
             return skip("no demonstrated edge")
         try:
-            bundle, reply, record = await self.layer.prediction_without_chart(
-                symbol, requested_by=None, now=at, source="scan", timeout=timeout)
+            bundle, reply, record = await self._predict(symbol, at, timeout)
         except (MarketDataError, TimeoutError) as exc:
             log.warning("scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
             return skip("market data unavailable")
@@ -178,6 +192,80 @@ class AlertEngine:
             if alert_id is None:
                 result.skipped.append({**base, "reason": "already alerted"})
 
+    async def _predict(self, symbol: str, at: datetime,
+                       timeout: float = PREDICT_TIMEOUT_SECONDS) -> tuple[PredictionBundle, Reply, dict]:
+        """One prediction (and one log row) per symbol per scan, shared by its score and level alerts;
+        its chart is drawn only for an alert that goes out."""
+        if symbol not in self._predicted:
+            self._predicted[symbol] = await self.layer.prediction_without_chart(
+                symbol, requested_by=None, now=at, source="scan", timeout=timeout)
+        return self._predicted[symbol]
+
+    async def _level_recipients(self, verdicts: dict[str, bool], result: ScanResult) -> dict[str, list[str]]:
+        """symbol -> allowed recipients of its level alerts (the same allow-list as score alerts)."""
+        out: dict[str, list[str]] = {}
+        for symbol in self.settings.symbols:
+            for recipient in await asyncio.to_thread(self.state.level_subscribers, symbol):
+                if recipient not in verdicts:
+                    try:
+                        verdicts[recipient] = await self.recipient_allowed(recipient)
+                    except DeliveryError:
+                        verdicts[recipient] = True
+                if verdicts[recipient]:
+                    out.setdefault(symbol, []).append(recipient)
+                else:
+                    result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient,
+                                           "reason": NOT_ALLOWED})
+        return out
+
+    async def _scan_levels(self, symbol: str, recipients: list[str], at: datetime, result: ScanResult) -> None:
+        """Record one level alert per crossing for each recipient. Neither the model's edge nor the score
+        cooldown gates them: the level itself is the news, the score and verdict ride along."""
+        try:
+            crosses = await latest_bar_crossings(self.layer.services, self.state, symbol, at)
+        except (MarketDataError, TimeoutError) as exc:
+            log.warning("level scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
+            _skip_levels(result, {symbol: recipients}, "market data unavailable")
+            return
+        session = at.date()
+        for cross in crosses:
+            payload: dict | None = None
+            score: float | None = None
+            for recipient in recipients:
+                if payload is None:
+                    payload, score = await self._level_payload(symbol, cross, at)
+                alert_id = await asyncio.to_thread(
+                    self.state.record_alert, level_setup_key(cross), recipient, symbol, None, session, score,
+                    payload, at, kind="level")
+                if alert_id is None:
+                    result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient,
+                                           "reason": "already alerted"})
+
+    async def _level_payload(self, symbol: str, cross: LevelCross, at: datetime) -> tuple[dict, float | None]:
+        """The alert with the prediction chart and the model's score and edge verdict, or without them
+        when no prediction can be made now (the crossing is still worth telling)."""
+        model = self.layer.services.registry.get(symbol)
+        reply: Reply | None = None
+        score: float | None = None
+        image: bytes | None = None
+        try:
+            bundle, reply, record = await self._predict(symbol, at)
+            score = float(record["quality_score"])
+            image = await self.layer.services.prediction_png(bundle, for_alert=True)
+        except Exception as exc:
+            log.warning("level alert %s without a prediction (%s)", symbol, type(exc).__name__)
+        if model is None or score is None:
+            edge_line = "no prediction now (no model loaded or no data)"
+        else:
+            verdict = edge_status(model.manifest, self.settings.alerts_require_edge).warning
+            edge_line = f"quality score {score:.0f}; {verdict or 'edge demonstrated out of sample'}"
+        info = cross.to_dict()
+        payload = {"title": level_alert_title(symbol, cross.kind, cross.direction),
+                   "text": level_alert_text(info, edge_line, reply.text if reply else None),
+                   "chart": self._save_chart(f"{symbol}_level", at, image),
+                   "buttons": [[b.label, b.data] for b in reply.buttons] if reply else [], "cross": info}
+        return payload, score
+
     async def recipient_allowed(self, recipient: str) -> bool:
         """The allow-list at send time: a chat removed from TELEGRAM_ALLOWED_CHAT_IDS, or a channel
         whose guild left DISCORD_GUILD_IDS, gets nothing more, and its subscriptions are deleted.
@@ -187,6 +275,7 @@ class AlertEngine:
         if self.layer.access(Requester(transport, chat_id, guild_id=guild)).allowed:  # type: ignore[arg-type]
             return True
         removed = await asyncio.to_thread(self.state.unsubscribe, recipient, None)
+        removed += await asyncio.to_thread(self.state.unsubscribe_levels, recipient, None)
         if removed:
             log.warning("%s is not allowed any more: deleted its %d subscription%s", recipient, removed,
                         "" if removed == 1 else "s")
@@ -201,6 +290,7 @@ class AlertEngine:
         """The stored guild; for a row from before the guild was stored, asked once through the REST
         API and stored. None: the channel cannot be resolved."""
         has_rows, guild = await asyncio.to_thread(self.state.recipient_guild, recipient)
+        guild = guild or await asyncio.to_thread(self.state.level_recipient_guild, recipient)
         if guild is not None:
             return guild
         resolver = getattr(self.notifiers.get("discord"), "channel_guild", None)
@@ -284,9 +374,24 @@ class AlertEngine:
                     await asyncio.to_thread(self.state.mark_failed, row.id, type(exc).__name__, False)
                     continue
                 await asyncio.to_thread(self.state.mark_sent, row.id, self._clock().astimezone(NY))
-                delivered.append({"symbol": row.symbol, "direction": row.direction,
-                                  "quality_score": row.quality_score, "recipient": row.recipient})
+                delivered.append(_delivered(row))
         return delivered
+
+
+def _delivered(row: OutboxRow) -> dict:
+    """One entry of `sent`: a level alert also names the level it crossed and which way."""
+    out = {"kind": row.kind, "symbol": row.symbol, "direction": row.direction,
+           "quality_score": row.quality_score, "recipient": row.recipient}
+    cross = row.payload.get("cross")
+    if row.kind == "level" and isinstance(cross, dict):
+        out.update({k: cross.get(k) for k in ("level_kind", "crossing", "level")})
+    return out
+
+
+def _skip_levels(result: ScanResult, by_symbol: dict[str, list[str]], reason: str) -> None:
+    for symbol, recipients in by_symbol.items():
+        for recipient in recipients:
+            result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient, "reason": reason})
 
 
 def _reply_from_payload(payload: dict) -> Reply:

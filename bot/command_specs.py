@@ -10,7 +10,8 @@ from typing import Literal
 @dataclass(frozen=True)
 class ArgSpec:
     name: str
-    kind: Literal["symbol", "symbol_or_all", "number", "int"]
+    # "number_or_choice": a number, or one of `choices` (a text option on Discord; the layer parses it)
+    kind: Literal["symbol", "symbol_or_all", "number", "int", "number_or_choice"]
     description: str
     required: bool = False
     choices: tuple[str, ...] = ()  # the only words accepted, when the argument is a fixed choice
@@ -27,7 +28,8 @@ class CommandSpec:
     def usage(self) -> str:
         parts = [f"/{self.name}"]
         for a in self.args:
-            label = "|".join(a.choices) if a.choices else a.name
+            words = (a.name, *a.choices) if a.kind == "number_or_choice" else a.choices
+            label = "|".join(words) if words else a.name
             parts.append(f"<{label}>" if a.required else f"[{label}]")
         return " ".join(parts)
 
@@ -43,10 +45,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "subscribe", "Push alerts to this chat",
         (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest' for the pre-open brief and close recap"),
-         ArgSpec("threshold", "number", "Quality score 0-100")),
+         ArgSpec("threshold", "number_or_choice", "Quality score 0-100, or 'levels' for level alerts",
+                 choices=("levels",))),
     ),
     CommandSpec("unsubscribe", "Stop alerts for this chat",
-                (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest'"),)),
+                (ArgSpec("symbol", "symbol_or_all", "Ticker, 'all', or 'digest'"),
+                 ArgSpec("alerts", "symbol", "'levels': stop the level alerts only", choices=("levels",)))),
     CommandSpec("status", "Models, data source, market hours, jobs"),
     # kind "symbol" makes it a plain text option on Discord, which has no kind for a fixed word yet
     CommandSpec("performance", "Live scorecard of past predictions, or of the options levels",

@@ -29,6 +29,7 @@ from bot.formatting import (
     format_levels,
     format_prediction,
     format_scorecard,
+    level_subscribed_text,
     log_line,
     mark_if_simulated,
     metric_summary,
@@ -40,6 +41,7 @@ from bot.reply import Button, Reply, Requester
 from bot.scorecard import compute_scorecard
 from bot.services import Services
 from bot.state import StateDB
+from bot.state.subscriptions import ALL_SYMBOLS
 from core import calendar
 from core.edge import edge_status, threshold_stats
 from core.predictor import PredictionBundle, UnknownSymbol
@@ -333,6 +335,8 @@ class CommandLayer:
     async def cmd_subscribe(self, who: Requester, args: list[str]) -> Reply:
         if args and args[0].lower() == DIGEST_WORD:
             return await self._digest_subscription(who, args, subscribe=True)
+        if len(args) > 1 and args[1].lower() == LEVELS_WORD:
+            return await self._subscribe_levels(who, args[0])
         threshold = self.settings.alert_threshold
         if len(args) > 1:
             threshold = parse_threshold(args[1])
@@ -356,8 +360,12 @@ class CommandLayer:
     async def cmd_unsubscribe(self, who: Requester, args: list[str]) -> Reply:
         if args and args[0].lower() == DIGEST_WORD:
             return await self._digest_subscription(who, args, subscribe=False)
+        if len(args) > 1 and args[1].lower() != LEVELS_WORD:
+            raise ArgumentError(f"Usage: {COMMANDS_BY_NAME['unsubscribe'].usage}")
         arg = args[0] if args else None
         symbol = None if arg is None or arg.lower() == "all" else self.services.predictor.check_symbol(arg)
+        if len(args) > 1:
+            return await self._unsubscribe_levels(who, symbol)
         n = await asyncio.to_thread(self.state.unsubscribe, who.recipient, symbol)
         what = "all symbols" if symbol is None else symbol
         return Reply(f"Unsubscribed from {what} ({n} subscription{'s' if n != 1 else ''} removed).",
@@ -374,6 +382,7 @@ class CommandLayer:
                          title="Subscribed")
         removed = await asyncio.to_thread(self.state.unsubscribe_digest, who.recipient)
         return Reply(digest_unsubscribed_text(removed), title="Unsubscribed")
+
     @handles("settings")
     async def cmd_settings(self, who: Requester, args: list[str]) -> Reply:
         if len(args) == 1 or (args and args[0].lower() not in ALERT_KIND_CHOICES) or (
@@ -386,6 +395,21 @@ class CommandLayer:
         buttons = [Button(f"{'• ' if modes[kind] == mode else ''}{kind} {mode}", f"set:{kind}:{mode}")
                    for kind in ALERT_KIND_CHOICES for mode in MODE_CHOICES]
         return Reply(format_chat_settings(modes), title="Notification settings", buttons=buttons)
+
+    async def _subscribe_levels(self, who: Requester, arg: str) -> Reply:
+        """`/subscribe SYMBOL|all levels`: an 'all' row follows the traded symbols as they change."""
+        symbol = ALL_SYMBOLS if arg.lower() == "all" else self.services.predictor.check_symbol(arg)
+        await asyncio.to_thread(self.state.subscribe_levels, who.recipient, symbol, guild_id=who.guild_id)
+        targets = list(self.settings.symbols) if symbol == ALL_SYMBOLS else [symbol]
+        return Reply(level_subscribed_text(targets, has_option_data=self.services.provider.source != "csv"),
+                     title="Subscribed")
+
+    async def _unsubscribe_levels(self, who: Requester, symbol: str | None) -> Reply:
+        # `all levels` removes every level subscription of this chat, its 'all' row included
+        n = await asyncio.to_thread(self.state.unsubscribe_levels, who.recipient, symbol)
+        what = "all symbols" if symbol is None else symbol
+        return Reply(f"Unsubscribed from level alerts for {what} "
+                     f"({n} subscription{'s' if n != 1 else ''} removed).", title="Unsubscribed")
 
     @handles("status")
     async def cmd_status(self, who: Requester, args: list[str]) -> Reply:
@@ -517,13 +541,17 @@ def parse_command(text: str) -> tuple[CommandSpec, list[str]]:
     return spec, args
 
 
+LEVELS_WORD = "levels"
+THRESHOLD_USAGE = "Usage: /subscribe [SYMBOL|all] [THRESHOLD|levels] with THRESHOLD from 0 to 100"
+
+
 def parse_threshold(raw: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100") from None
+        raise ArgumentError(THRESHOLD_USAGE) from None
     if not 0 <= value <= 100 or value != value:
-        raise ArgumentError("Usage: /subscribe [SYMBOL|all] [THRESHOLD] with THRESHOLD from 0 to 100")
+        raise ArgumentError(THRESHOLD_USAGE)
     return value + 0.0  # -0 is 0: "≥ -0" would read as a different threshold
 
 

@@ -30,10 +30,6 @@ DIGEST_KINDS: tuple[DigestKind, ...] = ("open", "close")
 FIRST_HOUR = timedelta(hours=1)
 RANGE_SESSIONS = 20
 HISTORY_DAYS = 30  # calendar days of bars: 20 sessions of first hours, with weekends and a holiday
-# The outbox (schema 1) demands a direction and a score on every row; a digest has neither, so its rows
-# carry these fixed values until the outbox's `kind` column frees digest rows from them.
-DIGEST_ROW_DIRECTION = "long"
-DIGEST_ROW_SCORE = 0.0
 
 
 @dataclass(frozen=True)
@@ -275,11 +271,10 @@ async def send_digest(engine: AlertEngine, kind: DigestKind, at: datetime) -> Di
                "chart": engine._save_chart(f"digest_{kind}", at, png), "buttons": []}
     recorded: dict[int, str] = {}
     for recipient in allowed:
-        # the lead: once the outbox has its `kind` column, this row is kind='digest' (and needs no
-        # direction or score); DIGEST_ROW_DIRECTION/SCORE and the first symbol are placeholders until then
+        # a digest row needs no direction or score; its symbol column names the first traded symbol
         alert_id = await asyncio.to_thread(
-            state.record_alert, setup_key(kind, day), recipient, engine.settings.symbols[0], DIGEST_ROW_DIRECTION,
-            day, DIGEST_ROW_SCORE, payload, at)
+            state.record_alert, setup_key(kind, day), recipient, engine.settings.symbols[0], None,
+            day, None, payload, at, kind="digest")
         if alert_id is None:
             result.skipped.append({"recipient": recipient, "reason": "already sent"})
         else:

@@ -51,6 +51,7 @@ OPTION_TYPES: dict[str, Any] = {
     "symbol_or_all": str,
     "number": app_commands.Range[float, 0, 100],
     "int": app_commands.Range[int, 1, 50],
+    "number_or_choice": str,
 }
 
 CommandRunner = Callable[[Any, CommandSpec, dict[str, Any]], Awaitable[None]]

@@ -455,3 +455,33 @@ def format_chat_settings(modes: dict[str, str]) -> str:
 def refreshed_title(title: str | None, at: datetime) -> str:
     """A refreshed reply's headline: it replaces an older message, so it says when it was made."""
     return f"{title or 'Prediction'} · refreshed {at:%H:%M}"
+
+
+_CROSS_NAMES = {"call_wall": "call wall", "put_wall": "put wall", "zero_gamma": "zero gamma"}
+
+
+def level_subscribed_text(symbols: list[str], *, has_option_data: bool) -> str:
+    text = (f"Subscribed to level alerts for {', '.join(symbols)}: one message when a bar closes across the "
+            "call wall, the put wall or zero gamma, once per level and direction per session.")
+    if not has_option_data:
+        text += f" This data source has {NO_OPTION_DATA}: no level alerts until it has."
+    return text
+
+
+def level_alert_title(symbol: str, kind: str, direction: str) -> str:
+    return f"LEVEL · {symbol} closed {'above' if direction == 'up' else 'below'} the {_CROSS_NAMES.get(kind, kind)}"
+
+
+def level_alert_text(cross: dict, edge_line: str, prediction_text: str | None) -> str:
+    """`cross` is LevelCross.to_dict(); the model's current prediction follows, when there is one."""
+    start = datetime.fromisoformat(str(cross["bar_start"])).astimezone(NY)
+    close = datetime.fromisoformat(str(cross["bar_close"])).astimezone(NY)
+    drawn = datetime.fromisoformat(str(cross["snapshot_at"])).astimezone(NY)
+    name = _CROSS_NAMES.get(str(cross["level_kind"]), str(cross["level_kind"]))
+    lines = [f"{cross['symbol']} bar {start:%H:%M}-{close:%H:%M} ET opened {cross['open']:.2f} and closed "
+             f"{cross['close']:.2f}, {'above' if cross['crossing'] == 'up' else 'below'} the {name} "
+             f"{cross['level']:.2f} (levels of {drawn:%H:%M} ET).",
+             f"Model: {edge_line}."]
+    if prediction_text:
+        lines += ["", prediction_text]
+    return "\n".join(lines)

@@ -306,7 +306,7 @@ async def test_not_allowed_chat_is_told_its_id_and_nothing_runs(stack):
     ("/frobnicate", "Unknown command /frobnicate. Try /help."),
     ("/PrEdIcT@tradebot_bot spy extra", "Usage: /predict [symbol]"),
     ("/predict $PY", "Usage: /predict [symbol]"),
-    ("/subscribe SPY 50 60", "Usage: /subscribe [symbol] [threshold]"),
+    ("/subscribe SPY 50 60", "Usage: /subscribe [symbol] [threshold|levels]"),
     ("/log 1 2", "Usage: /log [n]"),
     ("hello", "Commands start with /. Try /help."),
     ("", "Commands start with /. Try /help."),

@@ -83,7 +83,8 @@ async def adapter():
 # ---------------------------------------------------------------- tree
 
 EXPECTED_TYPES = {"symbol": AppCommandOptionType.string, "symbol_or_all": AppCommandOptionType.string,
-                  "number": AppCommandOptionType.number, "int": AppCommandOptionType.integer}
+                  "number": AppCommandOptionType.number, "int": AppCommandOptionType.integer,
+                  "number_or_choice": AppCommandOptionType.string}
 
 
 async def test_tree_has_every_command_with_its_options(adapter):
@@ -97,16 +98,19 @@ async def test_tree_has_every_command_with_its_options(adapter):
             assert param.type == EXPECTED_TYPES[arg.kind]
             assert param.required == arg.required
             assert param.description == arg.description
-    threshold = commands["subscribe"].get_parameter("threshold")
-    assert (threshold.min_value, threshold.max_value) == (0, 100)
+    # the threshold may be a number or the word 'levels': a text option the layer parses and range-checks
     payload = commands["subscribe"].to_dict(adapter.tree)  # what is synced to Discord
     assert [o["name"] for o in payload["options"]] == ["symbol", "threshold"]
+    assert [o["name"] for o in commands["unsubscribe"].to_dict(adapter.tree)["options"]] == ["symbol", "alerts"]
 
 
 def test_command_text():
     spec = COMMANDS_BY_NAME["subscribe"]
     assert command_text(spec, {"symbol": "SPY", "threshold": 80.0}) == "/subscribe SPY 80"
     assert command_text(spec, {"symbol": "all", "threshold": 72.5}) == "/subscribe all 72.5"
+    assert command_text(spec, {"symbol": "SPY", "threshold": "levels"}) == "/subscribe SPY levels"
+    assert command_text(COMMANDS_BY_NAME["unsubscribe"], {"symbol": "all", "alerts": "levels"}) == \
+        "/unsubscribe all levels"
     assert command_text(COMMANDS_BY_NAME["status"], {}) == "/status"
     assert command_text(COMMANDS_BY_NAME["log"], {"n": 5}) == "/log 5"
 
@@ -125,7 +129,8 @@ def test_embed_escapes_markdown_and_limits_length():
 async def test_every_handler_defers_then_answers_with_embed_and_png(adapter):
     commands = {c.name: c for c in adapter.tree.get_commands()}
     for spec in COMMANDS:
-        values = {a.name: {"symbol": "SPY", "symbol_or_all": "all", "number": 75.0, "int": 3}[a.kind]
+        values = {a.name: {"symbol": "SPY", "symbol_or_all": "all", "number": 75.0, "int": 3,
+                            "number_or_choice": "75"}[a.kind]
                   for a in spec.args}
         interaction = FakeInteraction(channel_id=500, guild_id=1)
         await commands[spec.name].callback(interaction, **values)

@@ -49,7 +49,7 @@ GUILD, FOREIGN_GUILD, CHANNEL = 700_000_000_000_000_011, 700_000_000_000_000_012
 DISCORD_ADMIN, DISCORD_USER = 900_000_000_000_000_001, 900_000_000_000_000_002
 INJECTION = ('<b>bold</b> <a href="http://e.vil">x</a> <script>alert(1)</script> &amp; '
              "*b* _i_ __u__ ~s~ ||sp|| `c` ```pre``` [l](http://e.vil) \\ > # - = | { } . ! @everyone")
-ARGUMENTS = {"symbol": "SPY", "symbol_or_all": "SPY", "number": "50", "int": "5"}
+ARGUMENTS = {"symbol": "SPY", "symbol_or_all": "SPY", "number": "50", "int": "5", "number_or_choice": "50"}
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from bot.state.chat_settings import ChatSettingsMixin
 from bot.state.digests import DigestsMixin
 from bot.state.level_snapshots import LevelSnapshotsMixin
+from bot.state.level_subscriptions import LevelSubscriptionsMixin
 from bot.state.outbox import OutboxMixin
 from bot.state.predictions import PredictionLogMixin
 from bot.state.subscriptions import SubscriptionsMixin
@@ -16,7 +17,7 @@ DB_FILENAME = "tradebot.sqlite3"
 
 
 class StateDB(SubscriptionsMixin, OutboxMixin, PredictionLogMixin, LevelSnapshotsMixin, DigestsMixin,
-              ChatSettingsMixin):
+              ChatSettingsMixin, LevelSubscriptionsMixin):
     """Open (creating or upgrading) the state database at `path`.
 
     SQLite in WAL mode, synchronous=FULL, foreign keys on; one connection shared by all threads

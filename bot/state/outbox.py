@@ -10,6 +10,8 @@ Delivery state machine of one row (one alert to one recipient)::
                        └──mark_failed (transient, attempts < max)────┘
                           mark_failed (permanent, or attempts >= max) ──> dead (final)
 
+- Each row has a kind: 'score' (a model setup: direction and quality score required), 'level' (a bar
+  closed across an options level) or 'digest'; the cooldown (`last_alert_time`) counts score rows only.
 - UNIQUE(setup_key, recipient): recording the same setup twice for a recipient returns None and
   stores nothing, so a rescan after a restart cannot alert twice.
 - A row marked sent is never returned by `pending_alerts` again.
@@ -28,7 +30,7 @@ from typing import Any
 
 from bot.state.connection import StateConnection
 from bot.state.errors import InvalidStateInput
-from bot.state.rows import AlertStatus, OutboxRow, finite, from_db_time, to_db_date, to_db_time
+from bot.state.rows import ALERT_KINDS, AlertStatus, OutboxRow, finite, from_db_time, to_db_date, to_db_time
 from bot.state.subscriptions import check_recipient, normalise_symbol
 
 DEFAULT_MAX_ATTEMPTS = 8
@@ -41,10 +43,11 @@ def _row(r: sqlite3.Row) -> OutboxRow:
     return OutboxRow(
         id=int(r["id"]), setup_key=r["setup_key"], recipient=r["recipient"], symbol=r["symbol"],
         direction=r["direction"], session=date.fromisoformat(r["session"]),
-        quality_score=float(r["quality_score"]), payload=json.loads(r["payload"]), status=r["status"],
+        quality_score=None if r["quality_score"] is None else float(r["quality_score"]),
+        payload=json.loads(r["payload"]), status=r["status"],
         attempts=int(r["attempts"]), last_error=r["last_error"],
         next_attempt_at=from_db_time(r["next_attempt_at"]), created_at=created,
-        sent_at=from_db_time(r["sent_at"]), prediction_id=r["prediction_id"],
+        sent_at=from_db_time(r["sent_at"]), prediction_id=r["prediction_id"], kind=r["kind"],
     )
 
 
@@ -56,21 +59,27 @@ def _direction(direction: str) -> str:
 
 class OutboxMixin(StateConnection):
     def record_alert(
-        self, setup_key: str, recipient: str, symbol: str, direction: str, session: date,
-        quality_score: float, payload: dict[str, Any], created_at: datetime,
-        prediction_id: int | None = None,
+        self, setup_key: str, recipient: str, symbol: str, direction: str | None, session: date,
+        quality_score: float | None, payload: dict[str, Any], created_at: datetime,
+        prediction_id: int | None = None, *, kind: str = "score",
     ) -> int | None:
-        """Insert a pending row before sending; None if this setup was already recorded for them."""
+        """Insert a pending row before sending; None if this setup was already recorded for them.
+        Only a 'score' row needs a direction and a quality score; 'level' and 'digest' rows may omit them."""
         if not isinstance(setup_key, str) or not setup_key or len(setup_key) > 300:
             raise InvalidStateInput("setup_key must be a non-empty string of at most 300 characters")
+        if kind not in ALERT_KINDS:
+            raise InvalidStateInput(f"alert kind {kind!r} is not one of {', '.join(ALERT_KINDS)}")
+        if kind == "score" or direction is not None:
+            direction = _direction(str(direction))
+        score = finite(quality_score, "quality_score", optional=kind != "score")
         try:
             payload_json = json.dumps(payload, sort_keys=True, default=str)
         except (TypeError, ValueError) as exc:
             raise InvalidStateInput(f"alert payload cannot be stored as JSON: {exc}") from None
         args = (
             setup_key, check_recipient(recipient), normalise_symbol(symbol, allow_all=False),
-            _direction(direction), to_db_date(session, "session"), finite(quality_score, "quality_score"),
-            payload_json, to_db_time(created_at, "created_at"), prediction_id,
+            direction, to_db_date(session, "session"), score,
+            payload_json, to_db_time(created_at, "created_at"), prediction_id, kind,
         )
         with self.writing() as conn:
             if prediction_id is not None and conn.execute(
@@ -79,7 +88,7 @@ class OutboxMixin(StateConnection):
                 raise InvalidStateInput(f"no logged prediction with id {prediction_id}")
             cur = conn.execute(
                 "INSERT INTO alerts (setup_key, recipient, symbol, direction, session, quality_score, "
-                "payload, created_at, prediction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "payload, created_at, prediction_id, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (setup_key, recipient) DO NOTHING",
                 args,
             )
@@ -162,12 +171,12 @@ class OutboxMixin(StateConnection):
             return conn.execute("UPDATE alerts SET status = 'pending' WHERE status = 'sending'").rowcount
 
     def last_alert_time(self, symbol: str, direction: str, session: date, recipient: str) -> datetime | None:
-        """When the latest non-dead alert for this symbol/direction/session went to the recipient
-        (its created_at), for the cooldown; None if none."""
+        """When the latest non-dead score alert for this symbol/direction/session went to the recipient
+        (its created_at), for the cooldown; None if none. Level alerts neither obey nor start it."""
         with self.reading() as conn:
             r = conn.execute(
                 "SELECT MAX(created_at) AS t FROM alerts WHERE symbol = ? AND direction = ? AND session = ? "
-                "AND recipient = ? AND status != 'dead'",
+                "AND recipient = ? AND status != 'dead' AND kind = 'score'",
                 (normalise_symbol(symbol, allow_all=False), _direction(direction),
                  to_db_date(session, "session"), check_recipient(recipient)),
             ).fetchone()

@@ -16,6 +16,8 @@ from bot.state.errors import InvalidStateInput
 
 NY = ZoneInfo("America/New_York")
 AlertStatus = Literal["pending", "sending", "sent", "dead"]
+AlertKind = Literal["score", "level", "digest"]
+ALERT_KINDS: tuple[str, ...] = ("score", "level", "digest")
 FirstHit = Literal["target", "stop", "none"]
 
 
@@ -71,9 +73,9 @@ class OutboxRow:
     setup_key: str
     recipient: str
     symbol: str
-    direction: str
+    direction: str | None  # None on level and digest rows
     session: date
-    quality_score: float
+    quality_score: float | None  # None on digest rows, and on level rows without a model score
     payload: dict[str, Any]
     status: AlertStatus
     attempts: int
@@ -82,6 +84,7 @@ class OutboxRow:
     created_at: datetime
     sent_at: datetime | None
     prediction_id: int | None
+    kind: AlertKind = "score"
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,50 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (recipient, kind)
     );
     """,
+    # 8: level alerts: who wants them per symbol ('*' = every traded symbol); and the outbox gets a kind
+    # ('score', 'level', 'digest') where only score rows need a direction and a score. SQLite cannot
+    # alter a CHECK, so the outbox is rebuilt (rows, ids and indexes kept) inside this one transaction.
+    """
+    CREATE TABLE level_subscriptions (
+        recipient  TEXT NOT NULL,
+        symbol     TEXT NOT NULL,          -- ticker, or '*' for every traded symbol
+        guild_id   TEXT,                   -- the Discord guild of the channel; NULL elsewhere
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (recipient, symbol)
+    );
+    CREATE INDEX level_subscriptions_by_symbol ON level_subscriptions (symbol);
+
+    CREATE TABLE alerts_rebuilt (
+        id              INTEGER PRIMARY KEY,
+        kind            TEXT NOT NULL DEFAULT 'score' CHECK (kind IN ('score', 'level', 'digest')),
+        setup_key       TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        symbol          TEXT NOT NULL,
+        direction       TEXT CHECK (direction IN ('long', 'short')),
+        session         TEXT NOT NULL,     -- trading day, YYYY-MM-DD
+        quality_score   REAL,
+        payload         TEXT NOT NULL,     -- JSON
+        status          TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'sending', 'sent', 'dead')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        last_error      TEXT,
+        next_attempt_at TEXT,
+        created_at      TEXT NOT NULL,
+        sent_at         TEXT,
+        prediction_id   INTEGER REFERENCES predictions (id) ON DELETE SET NULL,
+        CHECK (kind != 'score' OR (direction IS NOT NULL AND quality_score IS NOT NULL)),
+        UNIQUE (setup_key, recipient)
+    );
+    INSERT INTO alerts_rebuilt (id, kind, setup_key, recipient, symbol, direction, session, quality_score,
+                                payload, status, attempts, last_error, next_attempt_at, created_at, sent_at,
+                                prediction_id)
+        SELECT id, 'score', setup_key, recipient, symbol, direction, session, quality_score, payload, status,
+               attempts, last_error, next_attempt_at, created_at, sent_at, prediction_id FROM alerts;
+    DROP TABLE alerts;
+    ALTER TABLE alerts_rebuilt RENAME TO alerts;
+    CREATE INDEX alerts_by_status ON alerts (status, id);
+    CREATE INDEX alerts_for_cooldown ON alerts (symbol, direction, session, recipient, created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
