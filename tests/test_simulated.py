@@ -48,11 +48,26 @@ def test_implements_the_protocol(sim: SimulatedProvider) -> None:
     assert sim.source == "simulated"
 
 
-def test_generation_covers_three_years() -> None:
+def test_generation_covers_the_start_through_now() -> None:
     fresh = SimulatedProvider(seed=11, clock=lambda: FRIDAY_AFTER_THANKSGIVING)
     for sym in ("SPY", "QQQ", "IWM", "VIX"):  # speed is measured in bench/, not asserted here
         fresh.frame(sym)
-    assert len(fresh.frame("SPY")) > 3 * 250 * 70
+    spy = fresh.frame("SPY")
+    assert spy.index[0].date() == fresh.start and spy.index[-1] > FRIDAY_AFTER_THANKSGIVING
+    assert len(spy) > 1.9 * 250 * 70
+
+
+def test_the_market_grows_with_now_and_keeps_what_it_generated() -> None:
+    clock = MovableClock(ny(2026, 11, 24, 11, 0))
+    sim = SimulatedProvider(seed=5, clock=clock)
+    before = {sym: sim.frame(sym) for sym in ("SPY", "VIX")}
+    # Generated a bounded way past now, not to the calendar's end (2199): that took minutes and a GB.
+    assert before["SPY"].index[-1] < ny(2027, 3, 1, 0, 0)
+    clock.now = ny(2027, 6, 1, 11, 0)
+    for sym, old in before.items():
+        grown = sim.frame(sym)
+        assert grown.index[-1] > clock.now
+        pd.testing.assert_frame_equal(grown.loc[old.index[: -500]], old.iloc[: -500])
 
 
 async def test_same_seed_same_bars_whatever_now() -> None:

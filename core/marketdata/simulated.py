@@ -77,6 +77,7 @@ from core.types import (
 
 BARS_PER_FULL_SESSION = 78
 BAR = timedelta(minutes=5)
+GRID_AHEAD_DAYS = 60  # how far past now the generated market reaches before it is regrown
 BAR_NS = 5 * 60 * 10**9
 MOMENTUM_LAGS = 6  # 30 minutes of 5-minute bars
 VIX_FLOOR = 9.0
@@ -124,9 +125,9 @@ def _rng(seed: int, tag: int, day: date) -> np.random.Generator:
 class _Grid:
     """The 5-minute session grid: sessions x 78 slots, of which the first n_bars[s] are real."""
 
-    def __init__(self, start: date) -> None:
-        # sessions_between stops at the exchange calendar's last session.
-        self.sessions = calendar.sessions_between(start, date(2200, 1, 1))
+    def __init__(self, start: date, end: date) -> None:
+        self.sessions = calendar.sessions_between(start, end)
+        self.end = end
         bounds = [calendar.session_bounds(d) for d in self.sessions]
         opens = pd.DatetimeIndex([o for o, _ in bounds]).tz_convert(NY).as_unit("ns")
         closes = pd.DatetimeIndex([c for _, c in bounds]).tz_convert(NY).as_unit("ns")
@@ -233,7 +234,10 @@ def _symbol_bars(grid: _Grid, market: _Market, seed: int, symbol: str, planted_e
     wick = sigma * 0.6
     high = np.maximum(open_, close) * np.exp(wick * np.abs(draws[1][grid.valid]))
     low = np.minimum(open_, close) * np.exp(-wick * np.abs(draws[2][grid.valid]))
-    activity = (market.bar_sigma / market.bar_sigma.mean()) * np.exp(0.25 * np.abs(u) - 0.2)
+    # Volume scales with volatility relative to the bar sigma at the median VIX: a constant, so growing
+    # the grid past now never rescales the volume already generated.
+    reference_sigma = (VIX_FLOOR + VIX_SCALE) / 100 * np.sqrt(INTRADAY_VAR_SHARE / (252 * BARS_PER_FULL_SESSION))
+    activity = (market.bar_sigma / reference_sigma) * np.exp(0.25 * np.abs(u) - 0.2)
     noise = np.exp(0.3 * draws[3][grid.valid] - 0.045)
     volume = np.round(prof.daily_volume * grid.volume_shape[grid.valid] * activity * noise)
     frame = pd.DataFrame(
@@ -292,18 +296,24 @@ class SimulatedProvider:
         raise UnknownSymbolError(f"unknown symbol {symbol!r} in the simulated market")
 
     def _ensure_market(self) -> tuple[_Grid, _Market]:
-        if self._grid is None or self._market is None:
-            self._grid = _Grid(self.start)
+        # The grid reaches GRID_AHEAD_DAYS past now and is regrown when now nears its end. Every day is
+        # drawn from its own seeded stream and the filters are causal, so a longer grid leaves the bars
+        # already generated unchanged. (Generating to the calendar's end, 2199, took minutes and a GB.)
+        today = max(self.now().astimezone(NY).date(), self.start)
+        if self._grid is None or self._market is None or self._grid.end < today + timedelta(days=7):
+            self._grid = _Grid(self.start, today + timedelta(days=GRID_AHEAD_DAYS))
             self._market = _Market(self._grid, self.seed)
+            self._frames.clear()
+            self._close_ns.clear()
         return self._grid, self._market
 
     def frame(self, symbol: str, minutes: int = 5) -> pd.DataFrame:
         """Every generated bar (also those after now) of one symbol; for tests and benchmarks."""
         sym = self._check_symbol(symbol)
         key = (sym, minutes)
+        grid, market = self._ensure_market()  # first: a regrown grid drops the cached frames
         if key not in self._frames:
             if minutes == 5:
-                grid, market = self._ensure_market()
                 if sym == "VIX":
                     bars = _vix_bars(grid, market)
                 else:
