@@ -59,7 +59,7 @@ def test_dask_local_cluster_publishes_the_same_model_files(tmp_path, one_at_a_ti
     # Threads, not processes: on a loaded 2-core box spawning worker processes is the slow, flaky part,
     # and the tasks still cross the scheduler over TCP, pickled like on a real cluster.
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
-                                  host="127.0.0.1") as cluster:
+                                  host="127.0.0.1", protocol="tcp") as cluster:
         files, lines = _train(tmp_path, train_executor="dask", dask_scheduler_address=cluster.scheduler_address)
     assert "training 2 symbol(s): dask executor, 2 worker(s)" in lines
     assert files == one_at_a_time

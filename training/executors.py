@@ -104,8 +104,10 @@ class DaskExecutor:
             client = await Client(address, asynchronous=True, timeout=timeout)
         except OSError as exc:
             raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-        workers = len(client.scheduler_info().get("workers", {}))
-        return cls(client, workers)
+        # the cluster's threads, asked of the scheduler: the client's cached view is empty at first, and a
+        # zero here would let no fit be submitted at all
+        threads = sum((await client.nthreads()).values())
+        return cls(client, max(1, threads))
 
     def submit(self, job: FitJob) -> Awaitable[FitOutcome]:
         # pure=False: two jobs with equal bars (a retrain) must both run, not share a cached result
