@@ -208,12 +208,12 @@ async def train_symbols(
 ) -> list[TrainResult]:
     """Fetch each symbol's bars here, through this process's one provider and pacer, fit them on the
     TRAIN_EXECUTOR (TRAIN_WORKERS at a time, else `default_workers`), and gate and publish here."""
+    executor = await open_executor(settings, default_workers)  # first: an unreachable cluster leaks nothing
     own_provider = provider is None
     provider = provider or make_provider(settings)
     now = now or provider.now()
     wanted = list(symbols or settings.symbols)
     results: dict[str, TrainResult] = {}
-    executor = await open_executor(settings, default_workers)
     progress(f"training {len(wanted)} symbol(s): {executor.name} executor, {executor.workers} worker(s)")
     # Bars wait in memory only for a few fits ahead: 500 symbols must not all be loaded at once.
     ahead = asyncio.Semaphore(2 * executor.workers)
