@@ -134,12 +134,18 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 async def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from bot.cli_text import format_metrics_table
     from core.stores import open_store
+    from training.executors import ExecutorUnavailable, cpu_count
     from training.pipeline import train_symbols
 
     symbols = [_symbol(settings, s) for s in args.symbol] if args.symbol else None
     store, archive = open_store(settings)
-    results = await train_symbols(settings, store, archive, symbols=symbols, force=args.force,
-                                  progress=lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        # a one-off training run owns the machine: every core unless TRAIN_WORKERS says otherwise
+        results = await train_symbols(settings, store, archive, symbols=symbols, force=args.force,
+                                      progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                      default_workers=cpu_count())
+    except ExecutorUnavailable as exc:
+        raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps([r.__dict__ for r in results], default=str, indent=1))
     else:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     symbols: Annotated[list[str], NoDecode] = ["SPY", "QQQ", "IWM"]
     timeframe: Literal["5min", "15min", "1h"] = "5min"
     train_days: int = Field(default=180, gt=0, le=5000)
+    # Fitting: where each symbol's fit runs, and how many at once. TRAIN_WORKERS unset: every core for
+    # `tradebot train`, 1 inside the running bot. dask runs the fits on DASK_SCHEDULER_ADDRESS's cluster.
+    train_executor: Literal["local", "processes", "dask"] = "processes"
+    train_workers: int | None = Field(default=None, ge=1, le=256)
+    dask_scheduler_address: str | None = None
+    train_num_trees: int = Field(default=200, ge=10, le=5000)  # boosting rounds per classifier
     horizon_bars: int = Field(default=12, gt=0, le=200)
     target_atr: float = Field(default=1.0, gt=0)  # k: profit target in ATRs
     stop_atr: float = Field(default=1.0, gt=0)  # m: stop in ATRs
@@ -228,6 +234,16 @@ class Settings(BaseSettings):
         if md == "tradier" and not self.tradier_token:
             raise ValueError("MARKET_DATA: tradier needs TRADIER_TOKEN")
         self.market_data = md
+        return self
+
+    @model_validator(mode="after")
+    def _dask_needs_scheduler(self) -> Settings:
+        address = (self.dask_scheduler_address or "").strip() or None
+        if address is not None and not re.match(r"^(tcp|tls|inproc|ucx)://\S+$", address):
+            raise ValueError("DASK_SCHEDULER_ADDRESS: must look like tcp://host:8786")
+        if self.train_executor == "dask" and address is None:
+            raise ValueError("TRAIN_EXECUTOR: dask needs DASK_SCHEDULER_ADDRESS (e.g. tcp://host:8786)")
+        self.dask_scheduler_address = address
         return self
 
     # Derived values, kept here so every module agrees on them.

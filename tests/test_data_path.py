@@ -4,7 +4,7 @@ uses every session Tradier still serves, whatever TRAIN_DAYS says."""
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from tests.fakes.bot_stack import base_settings
 from tests.fakes.fake_tradier import run_fake_tradier
 from tests.fakes.synthetic_bars import random_walk_bars
 from training import pipeline
-from training.walkforward import evaluate_walk_forward
 
 TOKEN = "data-path-token"
 WALL = datetime(2026, 12, 1, 11, 0, tzinfo=NY)  # the wall clock, long after the historical file ends
@@ -33,9 +32,9 @@ FEW_TREES = 15
 @pytest.fixture
 def few_trees(monkeypatch: pytest.MonkeyPatch) -> None:
     """Training-based tests stay fast: the pipeline's fits use a handful of trees."""
-    monkeypatch.setattr(pipeline, "evaluate_walk_forward", functools.partial(evaluate_walk_forward,
-                                                                             num_trees=FEW_TREES))
-    monkeypatch.setattr(pipeline, "fit_model_set", functools.partial(pipeline.fit_model_set, num_trees=FEW_TREES))
+    make_job = pipeline.make_fit_job
+    monkeypatch.setattr(pipeline, "make_fit_job",
+                        lambda *a, **k: dataclasses.replace(make_job(*a, **k), num_trees=FEW_TREES))
 
 
 def write_csv(path: Path, bars: pd.DataFrame) -> Path:

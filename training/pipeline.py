@@ -1,11 +1,12 @@
 """`tradebot train`: bars -> features + labels -> walk-forward evaluation -> publish gate -> final fit
--> versioned model set in the store. One symbol at a time; every long step reports progress."""
+-> versioned model set in the store. Bars are fetched here; fits run on the TRAIN_EXECUTOR
+(training/executors.py); every long step reports progress."""
 
 from __future__ import annotations
 
 import asyncio
 import platform
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import metadata
@@ -20,10 +21,11 @@ from core.model.features import FEATURE_NAMES, atr, build_features
 from core.model.model_set import CLASSIFIERS, LabelParams, ModelSet
 from core.store import IntegrityError, ModelNotFound, ModelStore
 from core.types import NY, MarketDataError
+from training.executors import FitExecutor, FitJob, FitOutcome, open_executor
 from training.gate import check_gate, edge_verdict, method_change
 from training.labels import build_labels
-from training.models import CALIBRATION_METHOD, TrainingDataError, fit_model_set
-from training.walkforward import WalkForwardError, evaluate_walk_forward, training_base_rate
+from training.models import CALIBRATION_METHOD, fit_model_set
+from training.walkforward import evaluate_walk_forward, training_base_rate
 
 Progress = Callable[[str], None]
 MIN_SESSIONS = 20  # below this a walk-forward with 4 purged folds says nothing useful
@@ -147,25 +149,30 @@ def _published_manifest(store: ModelStore, symbol: str, timeframe: str) -> dict 
         return None
 
 
-def train_on_bars(
-    settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str, progress: Progress,
-    trained_at: datetime,
-) -> tuple[ModelSet, dict, dict]:
+def make_fit_job(settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str,
+                 trained_at: datetime) -> FitJob:
+    """What a worker needs to fit one symbol, and nothing more: no Settings (they carry secrets)."""
+    return FitJob(symbol=symbol, timeframe=settings.timeframe, bar_minutes=settings.bar_minutes,
+                  label_params=label_params(settings), data_source=data_source, trained_at=trained_at,
+                  num_trees=settings.train_num_trees, bars=bars)
+
+
+def fit_on_bars(job: FitJob, progress: Progress) -> tuple[ModelSet, dict, dict]:
     """CPU part, no I/O: returns the final model set, its walk-forward metrics and the manifest body."""
-    params = label_params(settings)
+    params, bars, symbol = job.label_params, job.bars, job.symbol
     progress(f"{symbol}: building features and labels on {len(bars):,} bars")
-    features = build_features(bars, settings.bar_minutes)
+    features = build_features(bars, job.bar_minutes)
     labels = build_labels(bars, params, atr(bars))
     progress(f"{symbol}: purged walk-forward evaluation")
-    wf = evaluate_walk_forward(features, labels, params)
+    wf = evaluate_walk_forward(features, labels, params, num_trees=job.num_trees)
     progress(f"{symbol}: final fit on all data")
-    models = fit_model_set(features, labels, params)
+    models = fit_model_set(features, labels, params, num_trees=job.num_trees)
     manifest = {
         "symbol": symbol,
-        "timeframe": settings.timeframe,
-        "trained_at": trained_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "timeframe": job.timeframe,
+        "trained_at": job.trained_at.astimezone(UTC).isoformat(timespec="seconds"),
         "data_window": _window(bars),
-        "data_source": data_source,
+        "data_source": job.data_source,
         "feature_names": list(FEATURE_NAMES),
         "label_params": params.to_dict(),
         "metrics": wf.metrics,
@@ -180,6 +187,17 @@ def train_on_bars(
     return models, wf.metrics, manifest
 
 
+@dataclass
+class _Prepared:
+    """A symbol whose bars are in hand and whose fit is submitted; the parent finishes it."""
+    symbol: str
+    published: dict | None
+    window: dict
+    source: str
+    warnings: list[str]
+    fit: Awaitable[FitOutcome]
+
+
 async def train_symbols(
     settings: Settings,
     store: ModelStore,
@@ -190,24 +208,57 @@ async def train_symbols(
     progress: Progress = print,
     provider: MarketDataProvider | None = None,
     now: datetime | None = None,
+    default_workers: int = 1,
 ) -> list[TrainResult]:
+    """Fetch each symbol's bars here, through this process's one provider and pacer, fit them on the
+    TRAIN_EXECUTOR (TRAIN_WORKERS at a time, else `default_workers`), and gate and publish here."""
+    executor = await open_executor(settings, default_workers)  # first: an unreachable cluster leaks nothing
     own_provider = provider is None
     provider = provider or make_provider(settings)
     now = now or provider.now()
-    results = []
+    wanted = list(symbols or settings.symbols)
+    results: dict[str, TrainResult] = {}
+    progress(f"training {len(wanted)} symbol(s): {executor.name} executor, {executor.workers} worker(s)")
+    # Bars wait in memory only for a few fits ahead: 500 symbols must not all be loaded at once.
+    ahead = asyncio.Semaphore(2 * executor.workers)
+    publishing = asyncio.Lock()
+    finishing: list[asyncio.Task[None]] = []
+
+    async def finish(prep: _Prepared) -> None:
+        try:
+            result = await _finish_one(settings, store, prep, force, progress, publishing)
+        finally:
+            ahead.release()
+        results[prep.symbol] = result
+        verdict = f"published {result.version}" if result.published else "not published"
+        progress(f"[{len(results)}/{len(wanted)}] {prep.symbol}: {verdict}")
+
     try:
-        for symbol in symbols or settings.symbols:
-            results.append(await _train_one(settings, store, archive, provider, symbol, force, now, progress))
+        for symbol in wanted:
+            await ahead.acquire()
+            prep = await _prepare_one(settings, store, archive, provider, executor, symbol, now, progress)
+            if isinstance(prep, TrainResult):
+                ahead.release()
+                results[symbol] = prep
+                progress(f"[{len(results)}/{len(wanted)}] {symbol}: not trained: " + "; ".join(prep.reasons))
+            else:
+                finishing.append(asyncio.create_task(finish(prep)))
+        await asyncio.gather(*finishing)
     finally:
+        for task in finishing:
+            task.cancel()
+        await executor.close()
         if own_provider:
             await provider.close()
-    return results
+    return [results[symbol] for symbol in wanted]
 
 
-async def _train_one(
+async def _prepare_one(
     settings: Settings, store: ModelStore, archive: BarArchive, provider: MarketDataProvider,
-    symbol: str, force: bool, now: datetime, progress: Progress,
-) -> TrainResult:
+    executor: FitExecutor, symbol: str, now: datetime, progress: Progress,
+) -> TrainResult | _Prepared:
+    """Everything before the fit that needs I/O, then the fit's submission; a TrainResult when the
+    symbol cannot be trained at all."""
     tf = settings.timeframe
     warnings: list[str] = []
     # Read the store first: an unreachable store must fail in seconds, not after the whole fit.
@@ -232,14 +283,29 @@ async def _train_one(
     if window["sessions"] < MIN_SESSIONS:
         return TrainResult(symbol, tf, False, None, {}, window, provider.source,
                            [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)
+    progress(f"{symbol}: fitting ({executor.name})")
+    job = make_fit_job(settings, bars, symbol, provider.source, now)
+    return _Prepared(symbol, published, window, provider.source, warnings, executor.submit(job))
+
+
+async def _finish_one(
+    settings: Settings, store: ModelStore, prep: _Prepared, force: bool, progress: Progress,
+    publishing: asyncio.Lock,
+) -> TrainResult:
+    symbol, tf, window, source, warnings = prep.symbol, settings.timeframe, prep.window, prep.source, prep.warnings
     try:
-        models, metrics, manifest = await asyncio.to_thread(
-            train_on_bars, settings, bars, symbol, provider.source, progress, now
-        )
-    except (TrainingDataError, WalkForwardError) as exc:  # enough sessions, yet too few usable rows
-        progress(f"{symbol}: not trained: {exc}")
-        return TrainResult(symbol, tf, False, None, {}, window, provider.source,
-                           [f"too little data: {exc}"], warnings)
+        outcome = await prep.fit
+    except Exception as exc:  # a worker that died or a lost cluster fails this symbol, not the run
+        progress(f"{symbol}: fit failed: {type(exc).__name__}: {exc}")
+        return TrainResult(symbol, tf, False, None, {}, window, source,
+                           [f"fit failed: {type(exc).__name__}: {exc}"], warnings)
+    for line in outcome.log:
+        progress(line)
+    if outcome.error is not None:  # enough sessions, yet too few usable rows
+        progress(f"{symbol}: not trained: {outcome.error}")
+        return TrainResult(symbol, tf, False, None, {}, window, source, [f"too little data: {outcome.error}"],
+                           warnings)
+    metrics, manifest, published = outcome.metrics, outcome.manifest, prep.published
     changed = method_change(manifest, published)
     if changed:
         # a set made under other labels or calibration is no yardstick: its numbers mean other things
@@ -254,8 +320,8 @@ async def _train_one(
                              settings.publish_margin)
     if not ok and not force:
         progress(f"{symbol}: not published: " + "; ".join(reasons))
-        return TrainResult(symbol, tf, False, None, metrics, window, provider.source, reasons, warnings, edge)
-    version = await asyncio.to_thread(store.publish, symbol, tf, models.to_files(), manifest)
+        return TrainResult(symbol, tf, False, None, metrics, window, source, reasons, warnings, edge)
+    async with publishing:  # one publish at a time: the store's version numbering is not concurrent
+        version = await asyncio.to_thread(store.publish, symbol, tf, outcome.files, manifest)
     progress(f"{symbol}: published version {version}")
-    return TrainResult(symbol, tf, True, version, metrics, window, provider.source,
-                       reasons if not ok else [], warnings, edge)
+    return TrainResult(symbol, tf, True, version, metrics, window, source, reasons if not ok else [], warnings, edge)

@@ -15,5 +15,6 @@ def train_all_in_process() -> bool:
     settings = load_settings()
     log = logging.getLogger("tradebot.train")
     store, archive = open_store(settings)
-    results = asyncio.run(train_symbols(settings, store, archive, progress=log.info))
+    # one fit at a time unless TRAIN_WORKERS says otherwise: the bot shares these cores
+    results = asyncio.run(train_symbols(settings, store, archive, progress=log.info, default_workers=1))
     return all(r.published or r.metrics for r in results)
