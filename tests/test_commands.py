@@ -218,7 +218,7 @@ async def test_status_lists_models_source_market_jobs_and_subscriptions(stack):
     assert "Data source: simulated" in text
     assert "Market: OPEN until 16:00 ET · next session opens Wed 25 Nov 09:30 ET" in text
     jobs = [ln for ln in text.splitlines() if ln.startswith("Job: ")]
-    assert len(jobs) == 7 and any("alert scan" in j for j in jobs) and all(" next " in j for j in jobs)
+    assert len(jobs) == 9 and any("alert scan" in j for j in jobs) and all(" next " in j for j in jobs)
     assert any(j.startswith("Job: options-levels snapshot every 30 min") for j in jobs)
     assert "This chat's alerts: IWM ≥72" in text
 

@@ -28,7 +28,7 @@ ALLOWED, FOREIGN = 700_000_000_000_000_001, 700_000_000_000_000_002
 CHANNEL, USER = 800_000_000_000_000_010, 900_000_000_000_000_077
 
 # discord.py's option type numbers per ArgSpec kind, and the bounds the adapter puts on numbers
-OPTION_TYPE = {"symbol": 3, "symbol_or_all": 3, "number": 10, "int": 4}
+OPTION_TYPE = {"symbol": 3, "symbol_or_all": 3, "number": 10, "int": 4, "number_or_choice": 3}
 BOUNDS = {"number": (0, 100), "int": (1, 50)}
 
 

@@ -77,7 +77,7 @@ async def test_shutdown_during_a_scan_logs_no_error(tmp_path, caplog):
         return None
 
     app = SimpleNamespace(settings=base_settings(tmp_path), scheduled_scan=slow_scan, reload_models=idle,
-                          poll_store=idle, snapshot_levels=idle, score_outcomes=idle, retry_outbox=idle, housekeeping=idle,
+                          poll_store=idle, snapshot_levels=idle, send_open_digest=idle, send_close_digest=idle, score_outcomes=idle, retry_outbox=idle, housekeeping=idle,
                           train_in_worker=idle)
     sched = build_scheduler(app)  # type: ignore[arg-type]
     sched.start()
