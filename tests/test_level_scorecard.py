@@ -11,8 +11,9 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from core.options.level_scorecard import SymbolTouches, Touch, score_symbol, summarise, wilson_interval
+from core.options.level_scorecard import SymbolTouches, Touch, score_symbol, summarise
 from core.options.snapshot import LevelsSnapshot
+from core.stats import wilson_interval
 from core.types import NY, Level
 
 MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)

@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from core.stats import wilson_interval as wilson
+
 BOOTSTRAP_RESAMPLES = 200
 BOOTSTRAP_SEED = 12345
 THRESHOLDS = (50, 60, 70, 80, 90)
@@ -25,14 +27,9 @@ def rounded(x: float | None, nd: int = 6) -> float | None:
 
 
 def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> list[float] | None:
-    """95 % Wilson score interval of a proportion; None without rows."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+    """95 % Wilson score interval of a proportion, rounded for the manifest; None without rows."""
+    interval = wilson(successes, n, z)
+    return None if interval is None else [round(interval[0], 4), round(interval[1], 4)]
 
 
 def auc_with_interval(score: np.ndarray, outcome: np.ndarray, sessions: np.ndarray,

@@ -18,13 +18,13 @@ import pandas as pd
 from core import calendar
 from core.model.features import atr
 from core.options.snapshot import LevelsSnapshot
+from core.stats import wilson_interval
 from core.types import NY, normalise_bars
 
 LEVEL_KINDS = ("call_wall", "put_wall", "zero_gamma", "vanna_support", "vanna_resistance")
 BASELINE_KINDS = ("round_number", "prior_day_high_low")
 MOVE_ATR = 0.5  # a hold moves this many ATRs back away; a break closes this many ATRs through
 RECENT_SESSIONS = 20
-Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -91,16 +91,6 @@ class LevelScorecard:
     def to_dict(self) -> dict[str, object]:
         return {"symbols": list(self.symbols), "last_20_sessions": self.last_20_sessions.to_dict(),
                 "all_time": self.all_time.to_dict()}
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float] | None:
-    if trials <= 0:
-        return None
-    p = successes / trials
-    denom = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def baseline_step_for(price: float, step: float | None) -> float:
