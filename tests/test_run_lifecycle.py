@@ -41,7 +41,8 @@ def test_commands_from_a_pipe_then_exit_0_at_end_of_input(run_env, tmp_path):
                           cwd=tmp_path, text=True, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert re.search(r"^== SPY (LONG|SHORT) · score \d+/100 ==$", out, re.M), out
+    # the side is named only when the model favours one: which depends on the moment the process sees
+    assert re.search(r"^== SPY (LONG|SHORT|no side favoured) · score \d+/100 ==$", out, re.M), out
     assert re.search(r"^Win probability: \d+%$", out, re.M)
     assert "== SPY options levels ==" in out and "Call wall" in out
     assert "== tradebot status ==" in out and "Data source: simulated" in out
