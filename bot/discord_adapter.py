@@ -8,7 +8,6 @@ to the command layer with the Requester of the channel; the layer decides who ma
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import time
@@ -35,8 +34,6 @@ DESCRIPTION_LIMIT = 4096
 APOLOGY = "Sorry, something went wrong. Please try again in a minute."
 CUSTOM_ID_LIMIT = 100
 BUTTONS_PER_ROW = 3
-# discord.py keeps a message's buttons in memory to route their presses: for a trading day, not forever
-VIEW_TIMEOUT_SECONDS = 8 * 3600.0
 
 
 class CommandLayer(Protocol):
@@ -117,20 +114,40 @@ def render_embed(reply: Reply) -> tuple[discord.Embed, discord.File | None]:
 ButtonPress = Callable[[Any, str], Awaitable[None]]
 
 
-def reply_view(buttons: list[Button], press: ButtonPress) -> discord.ui.View | None:
-    """The reply's buttons under its embed; a press calls `press(interaction, button.data)`."""
+class ButtonRow(discord.ui.View):
+    """Only the layout of a reply's buttons. A press is routed by its custom_id alone (see
+    _Client.on_interaction), as Telegram routes callback data, so it works after any timeout or
+    restart; not being dispatchable keeps discord.py from holding a view per message in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+
+    def is_dispatchable(self) -> bool:
+        return False
+
+
+def reply_view(buttons: list[Button]) -> discord.ui.View | None:
+    """The reply's buttons under its embed, each with the button's data as its custom_id."""
     # three a row, as on Telegram (/settings: a row per alert kind); Discord allows five rows
     usable = [b for b in buttons if len(b.data) <= CUSTOM_ID_LIMIT][: 5 * BUTTONS_PER_ROW]
     if not usable:
         return None
-    view = discord.ui.View(timeout=VIEW_TIMEOUT_SECONDS)
+    view = ButtonRow()
     for i, button in enumerate(usable):
-        item: discord.ui.Button = discord.ui.Button(label=button.label[:80], custom_id=button.data,
-                                                    style=discord.ButtonStyle.secondary,
-                                                    row=i // BUTTONS_PER_ROW)
-        item.callback = functools.partial(press, data=button.data)  # type: ignore[method-assign]
-        view.add_item(item)
+        view.add_item(discord.ui.Button(label=button.label[:80], custom_id=button.data,
+                                        style=discord.ButtonStyle.secondary, row=i // BUTTONS_PER_ROW))
     return view
+
+
+def pressed_button(interaction: Any) -> str | None:
+    """The custom_id of a button press; None for every other interaction."""
+    if interaction.type is not discord.InteractionType.component:
+        return None
+    data = interaction.data or {}
+    if data.get("component_type") != discord.ComponentType.button.value:
+        return None
+    custom_id = data.get("custom_id")
+    return custom_id if isinstance(custom_id, str) else None
 
 
 def apply_endpoints(api_base_url: str | None, gateway_url: str | None) -> None:
@@ -142,15 +159,21 @@ def apply_endpoints(api_base_url: str | None, gateway_url: str | None) -> None:
 
 
 class _Client(discord.Client):
-    def __init__(self, on_setup: Callable[[], Awaitable[None]], health: TransportHealth):
+    def __init__(self, on_setup: Callable[[], Awaitable[None]], health: TransportHealth, on_press: ButtonPress):
         intents = discord.Intents.none()
         intents.guilds = True  # slash commands need no message content
         super().__init__(intents=intents)
         self._on_setup = on_setup
         self._health = health
+        self._on_press = on_press
 
     async def setup_hook(self) -> None:
         await self._on_setup()
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # every button press of every message the bot ever sent, whichever process drew it
+        if (custom_id := pressed_button(interaction)) is not None:
+            await self._on_press(interaction, custom_id)
 
     # discord.py reconnects the gateway by itself; these only keep the health current
     async def on_ready(self) -> None:
@@ -193,7 +216,7 @@ class DiscordAdapter:
         self._max_token_retry_delay = max_token_retry_delay
         self._gate = gate
         self.health = TransportHealth("Discord", clock)
-        self.client = _Client(self._sync_commands, self.health)
+        self.client = _Client(self._sync_commands, self.health, self.press)
         self.tree = build_command_tree(self.client, self.run_command)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -242,7 +265,7 @@ class DiscordAdapter:
             except Exception as exc:
                 log.debug("discord close after failure: %s", exc)
             # a closed client cannot log in again (its HTTP connector is gone): start afresh
-            self.client = _Client(self._sync_commands, self.health)
+            self.client = _Client(self._sync_commands, self.health, self.press)
             self.tree = build_command_tree(self.client, self.run_command)
             await asyncio.sleep(wait)
 
@@ -307,7 +330,7 @@ class DiscordAdapter:
             await self._follow_up(interaction, requester, reply)
             return
         embed, file = render_embed(reply)
-        view = reply_view(reply.buttons, self.press)
+        view = reply_view(reply.buttons)
         try:
             await interaction.edit_original_response(embed=embed, attachments=[file] if file else [], view=view)
         except discord.HTTPException as exc:
@@ -337,7 +360,7 @@ class DiscordAdapter:
         extra: dict[str, Any] = {}
         if file is not None:
             extra["file"] = file
-        if (view := reply_view(reply.buttons, self.press)) is not None:
+        if (view := reply_view(reply.buttons)) is not None:
             extra["view"] = view
         try:
             await interaction.followup.send(embed=embed, **extra)
@@ -375,7 +398,7 @@ class DiscordAdapter:
         extra: dict[str, Any] = {"silent": reply.silent}
         if file is not None:
             extra["file"] = file
-        if (view := reply_view(reply.buttons, self.press)) is not None:
+        if (view := reply_view(reply.buttons)) is not None:
             extra["view"] = view
         try:
             await channel.send(embed=embed, **extra)

@@ -17,7 +17,7 @@ import pytest
 from bot.command_specs import COMMANDS
 from bot.commands import CommandLayer
 from bot.discord_adapter import DiscordAdapter
-from bot.reply import DeliveryError, Reply
+from bot.reply import Button, DeliveryError, Reply
 from bot.services import build_services
 from bot.state import StateDB
 from tests.fakes.bot_stack import make_settings, sim_provider
@@ -303,3 +303,97 @@ async def test_a_button_pressed_in_a_guild_not_allowed_is_refused_and_edits_noth
     assert [m.kind for m in fake.messages if m.target == press.token] == ["followup"]
     assert button_ids(refusal) == []
     assert len(layer.state.recent_predictions(5)) == 1
+
+
+# ---------------------------------------------------------------- buttons outlive views and processes
+
+def edits_of(fake, press) -> list:
+    return [m for m in fake.messages if m.target == press.token and m.kind == "edit_original"]
+
+
+async def test_a_button_drawn_by_a_previous_adapter_works_after_a_restart(layer, restore_discord_endpoints):
+    async with FakeDiscord(TOKEN, guild_ids=[ALLOWED, FOREIGN]) as fake:
+        def adapter() -> DiscordAdapter:
+            return DiscordAdapter(TOKEN, layer, guild_ids=[ALLOWED], api_base_url=fake.api_base_url,
+                                  gateway_url=fake.gateway_url, reconnect_delay=0.1)
+
+        before = adapter()
+        await before.start()
+        await fake.wait_session()
+        sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "SPY"})
+        [reply] = await fake.wait_followups(sent.token, timeout=20)
+        await before.stop()
+
+        after = adapter()  # a new process: it never saw that message or its buttons
+        await after.start()
+        try:
+            await fake.wait_session(identifies=2)
+            press = await fake.press_button(reply.message_id, "refresh:SPY", guild_id=ALLOWED, user_id=USER)
+            await fake.wait_until(lambda: edits_of(fake, press), timeout=20)
+            [edit] = edits_of(fake, press)
+            assert edit.message_id == reply.message_id and "refreshed" in only_embed(edit)["title"]
+            assert button_ids(edit) == ["refresh:SPY", "/levels SPY", "/subscribe SPY"]
+
+            press = await fake.press_button(reply.message_id, "/subscribe SPY", guild_id=ALLOWED, user_id=USER)
+            [subscribed] = await fake.wait_followups(press.token, timeout=20)
+            assert only_embed(subscribed)["color"] == discord.Colour.green().value
+            assert [(s.recipient, s.symbol) for s in layer.state.subscriptions()] == [(f"discord:{CHANNEL}", "SPY")]
+
+            # the same message pressed from a guild outside the allow-list: the refusal, nothing else
+            press = await fake.press_button(reply.message_id, "refresh:SPY", guild_id=FOREIGN, user_id=USER)
+            [refusal] = await fake.wait_followups(press.token, timeout=20)
+            assert "not allowed" in only_embed(refusal)["description"] and edits_of(fake, press) == []
+            assert len(layer.state.recent_predictions(5)) == 2
+        finally:
+            await after.stop()
+
+
+async def test_buttons_need_no_view_in_memory_so_they_work_past_any_view_timeout(discord_env, layer):
+    fake, adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "predict", {"symbol": "SPY"})
+    [reply] = await fake.wait_followups(sent.token, timeout=20)
+    # what a view timeout (or a restart) would take away: discord.py holds nothing for the message
+    store = adapter.client._connection._view_store
+    for view in list(store._synced_message_views.values()):
+        view.stop()  # as its timeout would
+    assert store._views == {} and store._synced_message_views == {} and store._dynamic_items == {}
+
+    press = await fake.press_button(reply.message_id, "refresh:SPY", guild_id=ALLOWED, user_id=USER)
+    await fake.wait_until(lambda: edits_of(fake, press), timeout=20)
+    assert edits_of(fake, press)[0].message_id == reply.message_id
+
+    # an alert sent by a one-shot process (`scan --once`), whose client never had a gateway session
+    one_shot = DiscordAdapter(TOKEN, layer, guild_ids=[ALLOWED], api_base_url=fake.api_base_url,
+                              gateway_url=fake.gateway_url)
+    await one_shot.start_send_only()
+    try:
+        await one_shot.send(str(CHANNEL), Reply(text="SPY crossed 70", title="SPY alert",
+                                                buttons=[Button("Refresh", "refresh:SPY")]))
+    finally:
+        await one_shot.stop()
+    [alert] = fake.channel_messages(CHANNEL)
+    press = await fake.press_button(alert.message_id, "refresh:SPY", guild_id=ALLOWED, user_id=USER)
+    await fake.wait_until(lambda: edits_of(fake, press), timeout=20)
+    [edit] = edits_of(fake, press)
+    assert edit.message_id == alert.message_id and "refreshed" in only_embed(edit)["title"]
+
+
+async def test_forged_button_ids_get_a_short_refusal_and_change_nothing(discord_env, layer):
+    fake, _adapter = discord_env
+    sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "settings")
+    [menu] = await fake.wait_followups(sent.token, timeout=20)
+    assert button_ids(menu) == [f"set:{kind}:{mode}" for kind in ("score", "level", "digest")
+                                for mode in ("on", "silent", "off")]
+
+    press = await fake.press_button(menu.message_id, "set:level:off", guild_id=ALLOWED, user_id=USER)
+    await fake.wait_until(lambda: edits_of(fake, press), timeout=20)
+    assert "Level alerts: off" in only_embed(edits_of(fake, press)[0])["description"]
+
+    for forged in ("set:score:loud", "set:score:off:extra", "refresh:../../etc", "/reload", "x" * 100):
+        press = await fake.press_button(menu.message_id, forged, guild_id=ALLOWED, user_id=USER)
+        [refusal] = await fake.wait_followups(press.token, timeout=20)
+        embed = only_embed(refusal)
+        assert embed["color"] == discord.Colour.red().value and "\n" not in embed["description"].strip()
+        assert edits_of(fake, press) == [] and button_ids(refusal) == []
+    assert layer.state.chat_settings(f"discord:{CHANNEL}") == {"score": "on", "level": "off", "digest": "on"}
+    assert layer.state.recent_predictions(5) == []
