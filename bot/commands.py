@@ -24,6 +24,7 @@ from bot.formatting import (
     age_text,
     digest_subscribed_text,
     digest_unsubscribed_text,
+    format_chat_receives,
     format_chat_settings,
     format_level_scorecard,
     format_levels,
@@ -440,12 +441,14 @@ class CommandLayer:
         for job in self.jobs_info():
             lines.append(f"Job: {job}")
         lines.extend(self.transports_info())
-        subs = await asyncio.to_thread(self.state.subscriptions, who.recipient)
-        if subs:
-            lines.append("This chat's alerts: " + ", ".join(f"{x.symbol} ≥{x.threshold:g}" for x in subs))
-        else:
-            lines.append("This chat has no alert subscriptions (/subscribe).")
+        lines.extend(await asyncio.to_thread(self._chat_receives, who.recipient))
         return Reply("\n".join(lines), title="tradebot status")
+
+    def _chat_receives(self, recipient: str) -> list[str]:
+        """Only this chat's subscriptions and settings: a group never sees another chat's."""
+        score = [(x.symbol, x.threshold) for x in self.state.subscriptions(recipient)]
+        return format_chat_receives(score, self.state.level_subscriptions(recipient),
+                                    self.state.digest_subscribed(recipient), self.state.chat_settings(recipient))
 
     @handles("performance")
     async def cmd_performance(self, who: Requester, args: list[str]) -> Reply:

@@ -452,6 +452,26 @@ def format_chat_settings(modes: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def _symbol_name(symbol: str) -> str:
+    return "all symbols" if symbol == "*" else symbol
+
+
+def format_chat_receives(score: list[tuple[str, float]], levels: list[str], digest: bool,
+                         modes: dict[str, str]) -> list[str]:
+    """/status' lines on what this chat gets: each kind's subscriptions under its /settings mode.
+    `score` is (symbol, threshold) pairs, symbol "*" meaning every traded symbol."""
+    held = {
+        "score": ", ".join(f"{_symbol_name(sym)} ≥{threshold:g}" for sym, threshold in score)
+        or "no subscriptions (/subscribe SYMBOL [THRESHOLD])",
+        "level": ", ".join(_symbol_name(sym) for sym in levels) or "no subscriptions (/subscribe SYMBOL levels)",
+        "digest": "pre-open brief and close recap" if digest else "not subscribed (/subscribe digest)",
+    }
+    lines = ["This chat receives (change with /settings):"]
+    for kind, mode in modes.items():
+        lines.append(f"· {CHAT_SETTING_NAMES.get(kind, kind)}, {MODE_MEANINGS.get(mode, mode)}: {held.get(kind, '')}")
+    return lines
+
+
 def refreshed_title(title: str | None, at: datetime) -> str:
     """A refreshed reply's headline: it replaces an older message, so it says when it was made."""
     return f"{title or 'Prediction'} · refreshed {at:%H:%M}"

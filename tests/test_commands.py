@@ -220,14 +220,40 @@ async def test_status_lists_models_source_market_jobs_and_subscriptions(stack):
     jobs = [ln for ln in text.splitlines() if ln.startswith("Job: ")]
     assert len(jobs) == 9 and any("alert scan" in j for j in jobs) and all(" next " in j for j in jobs)
     assert any(j.startswith("Job: options-levels snapshot every 30 min") for j in jobs)
-    assert "This chat's alerts: IWM ≥72" in text
+    assert "· Score alerts, on: IWM ≥72" in text
 
 
 async def test_status_when_closed_names_next_session_and_no_subscriptions(stack):
     stack.clock.now = CLOSED_TIME
     reply = await stack.layer.handle(ADMIN, "/status")
     assert "Market: closed · next session opens Fri 27 Nov 09:30 ET" in reply.text
-    assert "This chat has no alert subscriptions" in reply.text
+    assert reply.text.splitlines()[-4:] == [
+        "This chat receives (change with /settings):",
+        "· Score alerts, on: no subscriptions (/subscribe SYMBOL [THRESHOLD])",
+        "· Level alerts, on: no subscriptions (/subscribe SYMBOL levels)",
+        "· Digests, on: not subscribed (/subscribe digest)",
+    ]
+
+
+async def test_status_lists_this_chats_subscriptions_and_settings_and_no_other_chats(stack):
+    for command in ("/subscribe IWM 72", "/subscribe SPY 80", "/subscribe SPY levels", "/subscribe digest",
+                    "/settings level silent", "/settings digest off"):
+        assert (await stack.layer.handle(MEMBER, command)).ok, command
+    # another chat's subscriptions and settings, which MEMBER's /status must not show
+    for command in ("/subscribe QQQ 55", "/subscribe all levels", "/settings score off"):
+        assert (await stack.layer.handle(ADMIN, command)).ok, command
+
+    member = (await stack.layer.handle(MEMBER, "/status")).text.splitlines()
+    assert member[-4:] == [
+        "This chat receives (change with /settings):",
+        "· Score alerts, on: IWM ≥72, SPY ≥80",
+        "· Level alerts, silent (no notification sound): SPY",
+        "· Digests, off (nothing is sent): pre-open brief and close recap",
+    ]
+    other = (await stack.layer.handle(ADMIN, "/status")).text
+    assert "· Score alerts, off (nothing is sent): QQQ ≥55" in other and "· Level alerts, on: all symbols" in other
+    assert "IWM ≥72" not in other and "SPY" not in other.split("This chat receives")[1]
+    assert "QQQ" not in "\n".join(member[-4:]) and "Digests, on: not subscribed" in other
 
 
 # ---------------------------------------------------------------- performance and log

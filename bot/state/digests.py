@@ -43,6 +43,11 @@ class DigestsMixin(StateConnection):
             return conn.execute("DELETE FROM digest_subscriptions WHERE recipient = ?",
                                 (check_recipient(recipient),)).rowcount == 1
 
+    def digest_subscribed(self, recipient: str) -> bool:
+        with self.reading() as conn:
+            return conn.execute("SELECT 1 FROM digest_subscriptions WHERE recipient = ?",
+                                (check_recipient(recipient),)).fetchone() is not None
+
     def digest_recipients(self) -> list[str]:
         with self.reading() as conn:
             rows = conn.execute("SELECT recipient FROM digest_subscriptions ORDER BY recipient").fetchall()
