@@ -378,7 +378,7 @@ async def test_buttons_need_no_view_in_memory_so_they_work_past_any_view_timeout
     assert edit.message_id == alert.message_id and "refreshed" in only_embed(edit)["title"]
 
 
-async def test_forged_button_ids_get_a_short_refusal_and_change_nothing(discord_env, layer):
+async def test_forged_button_ids_get_a_short_refusal_and_change_nothing_and_status_shows_the_setting(discord_env, layer):
     fake, _adapter = discord_env
     sent = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "settings")
     [menu] = await fake.wait_followups(sent.token, timeout=20)
@@ -397,3 +397,9 @@ async def test_forged_button_ids_get_a_short_refusal_and_change_nothing(discord_
         assert edits_of(fake, press) == [] and button_ids(refusal) == []
     assert layer.state.chat_settings(f"discord:{CHANNEL}") == {"score": "on", "level": "off", "digest": "on"}
     assert layer.state.recent_predictions(5) == []
+
+    # /status shows this channel what it receives, under the setting the button changed
+    status = await fake.dispatch_interaction(ALLOWED, CHANNEL, USER, "status")
+    [answer] = await fake.wait_followups(status.token, timeout=20)
+    description = only_embed(answer)["description"]
+    assert "Level alerts, off" in description and "Score alerts, on: no subscriptions" in description
