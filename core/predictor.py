@@ -20,9 +20,10 @@ from config import Settings
 from core import calendar
 from core.bar_cache import BarCache
 from core.chain_cache import ChainCache
+from core.daily_history import DailyHistorySource, as_trained
 from core.edge import edge_status, score_bucket, side_favoured
 from core.marketdata import MarketDataProvider
-from core.model.features import FEATURE_NAMES, atr, build_features
+from core.model.features import FEATURE_NAMES, DailyHistory, atr, build_features
 from core.model.model_set import features_out_of_range
 from core.model_registry import LoadedModel, ModelRegistry
 from core.options import compute_levels
@@ -74,6 +75,7 @@ class Predictor:
         self.provider = provider
         self.registry = registry
         self.bars = BarCache(provider, settings.timeframe)
+        self.daily = DailyHistorySource(provider)  # VIX daily: one request per new session, all symbols
         self.chains = ChainCache(provider, refresh=timedelta(minutes=settings.chain_refresh_minutes),
                                  max_dte=settings.levels_max_dte, symbols=settings.symbols)
         self._primed_quotes: tuple[datetime, dict[str, Quote]] | None = None
@@ -152,6 +154,7 @@ class Predictor:
                            self.settings.bar_minutes)
         if bars.empty:
             raise MarketDataError(f"no bars for {symbol} closed by {now.astimezone(NY):%Y-%m-%d %H:%M}")
+        daily = await self._daily(symbol, model, bars, warnings)
         levels: LevelsReport | None = None
         if with_levels:
             try:
@@ -161,8 +164,23 @@ class Predictor:
             except Exception as exc:  # levels are extras: scores must still be given
                 log.exception("levels failed for %s", symbol)
                 warnings.append(f"options levels failed ({type(exc).__name__}): levels missing")
-        prediction = await asyncio.to_thread(self._score, symbol, model, bars, now, levels, warnings)
+        prediction = await asyncio.to_thread(self._score, symbol, model, bars, daily, now, levels, warnings)
         return PredictionBundle(prediction, bars, _prev_close(bars), levels)
+
+    async def _daily(self, symbol: str, model: LoadedModel, bars: pd.DataFrame,
+                     warnings: list[str]) -> DailyHistory | None:
+        """The daily rows the model was trained with. The cached bars hold the prior session of every
+        session but their first, so the symbol's own daily is asked for only when they hold one session."""
+        trained = model.manifest.get("daily_history") or {}
+        if not self.daily.enabled or not (trained.get("vix") or trained.get("symbol")):
+            return None
+        days = bars.index.date
+        daily = as_trained(await self.daily.get(symbol, days[0], days[-1], with_symbol=days[0] == days[-1]),
+                           model.manifest)
+        if trained.get("vix") and (daily is None or daily.vix is None):
+            warnings.append("VIX daily history unavailable: the VIX percentile comes from the intraday bars, "
+                            "not from daily closes as in training")
+        return daily
 
     def _data_now(self, symbol: str, now: datetime, warnings: list[str]) -> datetime:
         """A file that ends before the latest session close is historical: predict as of its last bar,
@@ -176,10 +194,10 @@ class Predictor:
                         f"{end.astimezone(NY):%Y-%m-%d %H:%M} ET; prediction as of its last bar, not now")
         return end
 
-    def _score(self, symbol: str, model: LoadedModel, bars: pd.DataFrame, now: datetime,
-               levels: LevelsReport | None, warnings: list[str]) -> Prediction:
+    def _score(self, symbol: str, model: LoadedModel, bars: pd.DataFrame, daily: DailyHistory | None,
+               now: datetime, levels: LevelsReport | None, warnings: list[str]) -> Prediction:
         s = self.settings
-        last, out, atr_now = self._model_outputs(symbol, model, bars)
+        last, out, atr_now = self._model_outputs(symbol, model, bars, daily)
         price = float(bars["close"].iloc[-1])
         if not math.isfinite(atr_now) or atr_now <= 0:
             atr_now = float((bars["high"] - bars["low"]).tail(14).mean())
@@ -219,17 +237,18 @@ class Predictor:
             score_history=score_bucket(model.manifest, quality_score),
         )
 
-    def _model_outputs(self, symbol: str, model: LoadedModel,
-                       bars: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, float]:
-        """Features (~30 ms on 26 sessions of bars) and model outputs, reused while neither the bars
-        nor the model changed: every /predict and scan within one bar scores the same last bar.
-        The bar cache only appends or revises the last bar, so length, ends and last row identify
-        the frame (a NaN in the last row only makes it miss)."""
-        key = (model.version, len(bars), bars.index[0], bars.index[-1], tuple(bars.iloc[-1].tolist()))
+    def _model_outputs(self, symbol: str, model: LoadedModel, bars: pd.DataFrame,
+                       daily: DailyHistory | None) -> tuple[pd.DataFrame, pd.Series, float]:
+        """Features (~30 ms on 26 sessions of bars) and model outputs, reused while neither the bars,
+        the daily rows nor the model changed: every /predict and scan within one bar scores the same
+        last bar. The bar cache only appends or revises the last bar, so length, ends and last row
+        identify the frame (a NaN in the last row only makes it miss); daily rows change per session."""
+        key = (model.version, len(bars), bars.index[0], bars.index[-1], tuple(bars.iloc[-1].tolist()),
+               _daily_key(daily))
         hit = self._scored.get(symbol)
         if hit is not None and hit[0] == key:
             return hit[1]
-        features = build_features(bars, self.settings.bar_minutes)
+        features = build_features(bars, self.settings.bar_minutes, daily)
         last = features.iloc[[-1]][FEATURE_NAMES]
         value = (last, model.models.predict(last).iloc[0], float(atr(bars).iloc[-1]))
         self._scored[symbol] = (key, value)
@@ -251,6 +270,13 @@ class Predictor:
         out.extend(_vix_warnings(model.manifest, last))
         out.extend(_range_warnings(model.manifest.get("feature_ranges") or {}, last))
         return out
+
+
+def _daily_key(daily: DailyHistory | None) -> tuple:
+    if daily is None:
+        return ()
+    return tuple((len(rows), rows.index[0], rows.index[-1]) if rows is not None and len(rows) else None
+                 for rows in (daily.symbol, daily.vix))
 
 
 def _range_warnings(ranges: dict, last: pd.DataFrame, limit: int = 3) -> list[str]:

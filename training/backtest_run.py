@@ -9,11 +9,12 @@ from collections.abc import Callable
 import pandas as pd
 
 from config import Settings
+from core.daily_history import DailyHistorySource
 from core.marketdata import make_provider
 from core.marketdata.archive import BarArchive
 from core.model.features import atr, build_features
 from training.labels import build_labels
-from training.pipeline import label_params, load_training_bars
+from training.pipeline import label_params, load_daily_history, load_training_bars
 from training.walkforward import evaluate_walk_forward
 
 
@@ -25,12 +26,15 @@ async def backtest_symbol(settings: Settings, archive: BarArchive, symbol: str,
     provider = make_provider(settings)
     try:
         bars = await load_training_bars(settings, provider, archive, symbol, provider.now(), progress)
+        daily, no_daily = await load_daily_history(DailyHistorySource(provider), symbol, bars, progress)
     finally:
         await provider.close()
+    if no_daily is not None:
+        progress(f"{symbol}: warning: {no_daily}")
     params = label_params(settings)
 
     def compute() -> dict:
-        features = build_features(bars, settings.bar_minutes)
+        features = build_features(bars, settings.bar_minutes, daily)  # as training computes them
         labels = build_labels(bars, params, atr(bars))
         wf = evaluate_walk_forward(features, labels, params)
         return run_backtest(wf.oos, labels, threshold=settings.alert_threshold,

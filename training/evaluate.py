@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from config import Settings
+from core.daily_history import DailyHistorySource, as_trained
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
-from core.model.features import atr, build_features
+from core.model.features import DailyHistory, atr, build_features
 from core.model.model_set import CLASSIFIERS, REGRESSORS, ModelSet
 from core.store import ModelStore
 from training.labels import build_labels
@@ -27,15 +28,16 @@ class NothingToEvaluate(ValueError):
     """No complete bar lies after the model's training window (the message says so)."""
 
 
-def evaluate_after_window(models: ModelSet, manifest: dict, bars: pd.DataFrame, bar_minutes: int) -> dict:
+def evaluate_after_window(models: ModelSet, manifest: dict, bars: pd.DataFrame, bar_minutes: int,
+                          daily: DailyHistory | None = None) -> dict:
     """Metrics of `models` on the complete-label rows of `bars` that start after the manifest's
-    training window. Features use the earlier bars as warm-up only."""
+    training window. Features use the earlier bars (and `daily`, as trained) as warm-up only."""
     end_text = (manifest.get("data_window") or {}).get("end")
     if not end_text:
         raise NothingToEvaluate("the manifest records no training window")
     trained_end = pd.Timestamp(datetime.fromisoformat(end_text))
     params = models.params
-    features = build_features(bars, bar_minutes)
+    features = build_features(bars, bar_minutes, as_trained(daily, manifest))
     labels = build_labels(bars, params, atr(bars))
     rows = usable_rows(features, labels)
     rows = rows[rows > trained_end]
@@ -76,7 +78,7 @@ async def evaluate_symbol(settings: Settings, store: ModelStore, archive: BarArc
                           provider: MarketDataProvider | None = None, now: datetime | None = None,
                           progress: Callable[[str], None] = lambda _m: None) -> dict:
     """{"symbol", "version", "metrics"} for the latest published model of `symbol`."""
-    from training.pipeline import load_training_bars
+    from training.pipeline import load_daily_history, load_training_bars
 
     loaded = await asyncio.to_thread(store.load, symbol, settings.timeframe)
     models = ModelSet.from_files(loaded.files, loaded.manifest)
@@ -84,8 +86,12 @@ async def evaluate_symbol(settings: Settings, store: ModelStore, archive: BarArc
     provider = provider or make_provider(settings)
     try:
         bars = await load_training_bars(settings, provider, archive, symbol, now or provider.now(), progress)
+        daily, no_daily = await load_daily_history(DailyHistorySource(provider), symbol, bars, progress)
     finally:
         if own:
             await provider.close()
-    metrics = await asyncio.to_thread(evaluate_after_window, models, loaded.manifest, bars, settings.bar_minutes)
+    if no_daily is not None:
+        progress(f"{symbol}: warning: {no_daily}")
+    metrics = await asyncio.to_thread(evaluate_after_window, models, loaded.manifest, bars, settings.bar_minutes,
+                                      daily)
     return {"symbol": symbol, "version": loaded.version, "data_source": provider.source, "metrics": metrics}

@@ -21,6 +21,7 @@ from typing import Protocol
 import pandas as pd
 
 from config import Settings
+from core.model.features import DailyHistory
 from core.model.model_set import LabelParams
 
 
@@ -38,6 +39,7 @@ class FitJob:
     trained_at: datetime
     num_trees: int
     bars: pd.DataFrame = field(repr=False)
+    daily: DailyHistory | None = field(default=None, repr=False)  # fetched by the parent, like the bars
 
 
 @dataclass

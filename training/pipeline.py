@@ -15,9 +15,10 @@ import pandas as pd
 
 from config import Settings
 from core import calendar
+from core.daily_history import DailyHistorySource
 from core.marketdata import MarketDataProvider, make_provider
 from core.marketdata.archive import BarArchive
-from core.model.features import FEATURE_NAMES, atr, build_features
+from core.model.features import FEATURE_NAMES, DailyHistory, atr, build_features
 from core.model.model_set import CLASSIFIERS, LabelParams, ModelSet
 from core.store import IntegrityError, ModelNotFound, ModelStore
 from core.types import NY, MarketDataError
@@ -122,6 +123,22 @@ async def _file_window_bars(settings: Settings, provider: MarketDataProvider, sy
     return bars[bars.index.date >= first]
 
 
+async def load_daily_history(source: DailyHistorySource, symbol: str, bars: pd.DataFrame,
+                             progress: Progress) -> tuple[DailyHistory | None, str | None]:
+    """The daily rows the features of `bars` can use (its first session's prior day, a year of VIX
+    closes), and a warning when the provider serves daily history but did not this time."""
+    if not source.enabled or bars.empty:
+        return None, None
+    days = bars.index.date
+    daily = await source.get(symbol, days[0], days[-1], with_symbol=True) or DailyHistory()
+    lacking = [name for name, rows in (("VIX", daily.vix), (symbol, daily.symbol)) if rows is None]
+    if not lacking:
+        progress(f"{symbol}: daily history: {len(daily.symbol)} {symbol} and {len(daily.vix)} VIX sessions")
+        return daily, None
+    return daily, (f"daily history of {' and '.join(lacking)} unavailable: prior-day levels and the VIX "
+                   "percentile come from the intraday bars (shorter warm-up)")
+
+
 def vix_warning(bars: pd.DataFrame) -> str | None:
     """A sentence when the bars carry no VIX (its features would be empty), else None."""
     vix = bars["vix"] if "vix" in bars.columns else None
@@ -150,18 +167,18 @@ def _published_manifest(store: ModelStore, symbol: str, timeframe: str) -> dict 
 
 
 def make_fit_job(settings: Settings, bars: pd.DataFrame, symbol: str, data_source: str,
-                 trained_at: datetime) -> FitJob:
+                 trained_at: datetime, daily: DailyHistory | None = None) -> FitJob:
     """What a worker needs to fit one symbol, and nothing more: no Settings (they carry secrets)."""
     return FitJob(symbol=symbol, timeframe=settings.timeframe, bar_minutes=settings.bar_minutes,
                   label_params=label_params(settings), data_source=data_source, trained_at=trained_at,
-                  num_trees=settings.train_num_trees, bars=bars)
+                  num_trees=settings.train_num_trees, bars=bars, daily=daily)
 
 
 def fit_on_bars(job: FitJob, progress: Progress) -> tuple[ModelSet, dict, dict]:
     """CPU part, no I/O: returns the final model set, its walk-forward metrics and the manifest body."""
     params, bars, symbol = job.label_params, job.bars, job.symbol
     progress(f"{symbol}: building features and labels on {len(bars):,} bars")
-    features = build_features(bars, job.bar_minutes)
+    features = build_features(bars, job.bar_minutes, job.daily)
     labels = build_labels(bars, params, atr(bars))
     progress(f"{symbol}: purged walk-forward evaluation")
     wf = evaluate_walk_forward(features, labels, params, num_trees=job.num_trees)
@@ -174,6 +191,9 @@ def fit_on_bars(job: FitJob, progress: Progress) -> tuple[ModelSet, dict, dict]:
         "data_window": _window(bars),
         "data_source": job.data_source,
         "feature_names": list(FEATURE_NAMES),
+        # which features read daily rows (see docs/models.md): serving reads VIX daily the same way
+        "daily_history": {"symbol": job.daily is not None and job.daily.symbol is not None,
+                          "vix": job.daily is not None and job.daily.vix is not None},
         "label_params": params.to_dict(),
         "metrics": wf.metrics,
         "edge": edge_verdict(wf.metrics),
@@ -215,6 +235,7 @@ async def train_symbols(
     executor = await open_executor(settings, default_workers)  # first: an unreachable cluster leaks nothing
     own_provider = provider is None
     provider = provider or make_provider(settings)
+    daily = DailyHistorySource(provider)  # VIX daily is fetched once for all symbols
     now = now or provider.now()
     wanted = list(symbols or settings.symbols)
     results: dict[str, TrainResult] = {}
@@ -236,7 +257,8 @@ async def train_symbols(
     try:
         for symbol in wanted:
             await ahead.acquire()
-            prep = await _prepare_one(settings, store, archive, provider, executor, symbol, now, progress)
+            prep = await _prepare_one(settings, store, archive, provider, daily, executor, symbol, now,
+                                      progress)
             if isinstance(prep, TrainResult):
                 ahead.release()
                 results[symbol] = prep
@@ -255,7 +277,7 @@ async def train_symbols(
 
 async def _prepare_one(
     settings: Settings, store: ModelStore, archive: BarArchive, provider: MarketDataProvider,
-    executor: FitExecutor, symbol: str, now: datetime, progress: Progress,
+    daily_source: DailyHistorySource, executor: FitExecutor, symbol: str, now: datetime, progress: Progress,
 ) -> TrainResult | _Prepared:
     """Everything before the fit that needs I/O, then the fit's submission; a TrainResult when the
     symbol cannot be trained at all."""
@@ -283,8 +305,12 @@ async def _prepare_one(
     if window["sessions"] < MIN_SESSIONS:
         return TrainResult(symbol, tf, False, None, {}, window, provider.source,
                            [f"too little data: {window['sessions']} sessions (need {MIN_SESSIONS})"], warnings)
+    daily, no_daily = await load_daily_history(daily_source, symbol, bars, progress)
+    if no_daily is not None:
+        warnings.append(no_daily)
+        progress(f"{symbol}: warning: {no_daily}")
     progress(f"{symbol}: fitting ({executor.name})")
-    job = make_fit_job(settings, bars, symbol, provider.source, now)
+    job = make_fit_job(settings, bars, symbol, provider.source, now, daily)
     return _Prepared(symbol, published, window, provider.source, warnings, executor.submit(job))
 
 

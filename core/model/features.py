@@ -3,10 +3,15 @@
 Every feature of bar t is computed from bars at or before t only (rolling windows, backward shifts and
 per-session cumulative sums), so cutting the frame at t leaves the rows up to t unchanged; the tests
 check exactly that. Missing history gives NaN, which LightGBM treats as "unknown".
+
+Daily history (`DailyHistory`, the provider's `get_daily` rows) lengthens what the prior-day levels and
+the VIX percentile can see: a bar of day d reads daily rows dated strictly before d only, since a day's
+own row is complete only after its close.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -57,7 +62,18 @@ PROFILE_SESSIONS = 20
 PROFILE_MIN_SESSIONS = 3
 PROFILE_AHEAD_BARS = 12  # the default label horizon (HORIZON_BARS); the window stops at the close
 VIX_PCT_SESSIONS = 20
+VIX_PCT_DAILY_CLOSES = 252  # a year of daily VIX closes when daily history is given
+VIX_PCT_MIN_CLOSES = 20
 SESSION_MINUTES = 390
+
+
+@dataclass(frozen=True)
+class DailyHistory:
+    """Daily bars as `MarketDataProvider.get_daily` returns them (tz-naive date index; open, high, low,
+    close): the symbol's own and VIX's. Either may be None; what it would give then comes from the
+    intraday bars, as without any daily history."""
+    symbol: pd.DataFrame | None = None
+    vix: pd.DataFrame | None = None
 
 
 class FeatureError(ValueError):
@@ -197,9 +213,57 @@ def _realised_vol(logret: pd.Series, day: pd.Index) -> tuple[pd.Series, pd.DataF
     return session_rv, lagged
 
 
-def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
-    """One row per bar, columns FEATURE_NAMES in that order; row t uses bars <= t only."""
+def _dates(index: pd.Index) -> pd.DatetimeIndex:
+    """Session dates (python dates or daily rows' timestamps) as tz-naive midnight timestamps."""
+    out = pd.DatetimeIndex(pd.to_datetime(index))
+    return (out.tz_localize(None) if out.tz is not None else out).normalize()
+
+
+def _prior_sessions(sessions: pd.DataFrame, daily: pd.DataFrame | None) -> pd.DataFrame:
+    """Per row of `sessions` (one per intraday session, date-indexed), the same columns of the last
+    session strictly before it: its daily row where the daily history has that session, else its
+    intraday aggregate. Without daily rows that is the previous intraday session, as it always was.
+    Never the session's own daily row: that is complete only after its close."""
+    known = sessions.set_axis(_dates(sessions.index))
+    if daily is not None and len(daily):
+        rows = daily.reindex(columns=sessions.columns).astype("float64")
+        rows = rows.set_axis(_dates(rows.index))
+        rows = rows[~rows.index.duplicated(keep="last")]
+        known = rows.combine_first(known).sort_index()
+    before = known.index.searchsorted(_dates(sessions.index), side="left") - 1
+    out = np.full((len(sessions), len(sessions.columns)), np.nan)
+    out[before >= 0] = known.to_numpy(dtype="float64")[before[before >= 0]]
+    return pd.DataFrame(out, index=sessions.index, columns=sessions.columns)
+
+
+def _vix_pct_daily(vix: np.ndarray, codes: np.ndarray, days: pd.Index, vix_daily: pd.DataFrame) -> np.ndarray:
+    """Each bar's VIX as a percentile of the last VIX_PCT_DAILY_CLOSES daily VIX closes dated before its
+    session (NaN below VIX_PCT_MIN_CLOSES of them). Ranked as pandas' rolling rank ranks a value in a
+    window that holds it, so the daily and the intraday percentile share a scale."""
+    closes = vix_daily["close"].astype("float64").set_axis(_dates(vix_daily.index))
+    closes = closes[~closes.index.duplicated(keep="last")].sort_index().dropna()
+    values = closes.to_numpy()
+    ends = closes.index.searchsorted(_dates(days), side="left")
+    bounds = np.searchsorted(codes, np.arange(len(days) + 1))  # bars are sorted: a day's bars are contiguous
+    out = np.full(len(vix), np.nan)
+    for i, end in enumerate(ends):
+        window = np.sort(values[max(0, end - VIX_PCT_DAILY_CLOSES):end])
+        if len(window) < VIX_PCT_MIN_CLOSES:
+            continue
+        here = vix[bounds[i]:bounds[i + 1]]
+        below = np.searchsorted(window, here, side="left")
+        equal = np.searchsorted(window, here, side="right") - below
+        out[bounds[i]:bounds[i + 1]] = (below + equal / 2 + 1) / (len(window) + 1)
+    out[~np.isfinite(vix)] = np.nan
+    return out
+
+
+def build_features(bars: pd.DataFrame, bar_minutes: int, daily: DailyHistory | None = None) -> pd.DataFrame:
+    """One row per bar, columns FEATURE_NAMES in that order; row t uses bars <= t, and daily rows dated
+    before t's session, only. Without `daily` (or with a part of it None) those features come from the
+    intraday bars alone."""
     _check(bars, bar_minutes)
+    daily = daily or DailyHistory()
     idx = bars.index
     close, high, low = bars["close"], bars["high"], bars["low"]
     volume = bars["volume"].fillna(0.0)
@@ -247,16 +311,15 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["minutes_since_open"] = since_open_start + bar_minutes
 
     # Prior-session values, aligned to every bar of the following session.
-    daily = pd.DataFrame({
-        "open": bars["open"].groupby(by_day).first(),
+    sessions = pd.DataFrame({
         "close": close.groupby(by_day).last(),
         "high": high.groupby(by_day).max(),
         "low": low.groupby(by_day).min(),
-        "vix_close": vix.groupby(by_day).last(),
     })
-    prev = daily.shift(1)
+    prev = _prior_sessions(sessions, daily.symbol)
+    prev_vix_close = _prior_sessions(vix.groupby(by_day).last().to_frame("close"), daily.vix)["close"]
     prev_close = by_day.map(prev["close"])
-    out["gap"] = by_day.map(daily["open"]) / prev_close - 1.0
+    out["gap"] = by_day.map(bars["open"].groupby(by_day).first()) / prev_close - 1.0
     out["prev_high_dist_atr"] = (close - by_day.map(prev["high"])) / safe_atr
     out["prev_low_dist_atr"] = (close - by_day.map(prev["low"])) / safe_atr
 
@@ -266,9 +329,12 @@ def build_features(bars: pd.DataFrame, bar_minutes: int) -> pd.DataFrame:
     out["vix"] = vix
     out["vix_chg_1"] = vix - vix.shift(1)
     out["vix_chg_12"] = vix - vix.shift(12)
-    out["vix_chg_prev_close"] = vix - by_day.map(prev["vix_close"])
-    window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
-    out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
+    out["vix_chg_prev_close"] = vix - by_day.map(prev_vix_close)
+    if daily.vix is not None and len(daily.vix):
+        out["vix_pct"] = _vix_pct_daily(vix.to_numpy(dtype="float64"), codes, unique_days, daily.vix)
+    else:
+        window = VIX_PCT_SESSIONS * (SESSION_MINUTES // bar_minutes)
+        out["vix_pct"] = vix.rolling(window, min_periods=min(window, 50)).rank(pct=True)
 
     closes = _per_day(_session_closes(first_bar.index.to_numpy(), first_bar, bar_minutes), unique_days,
                       idx.tz)[codes]
