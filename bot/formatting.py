@@ -320,6 +320,8 @@ def _signed(x: float | None) -> str:
 
 
 def _alert_outcome(a: DeliveredAlert) -> str:
+    if a.kind == "level":
+        return "a level alert, no trade to score"
     if a.first_hit is None:
         return "outcome pending"
     if a.first_hit == "none":
@@ -329,7 +331,8 @@ def _alert_outcome(a: DeliveredAlert) -> str:
 
 def _alert_line(a: DeliveredAlert) -> str:
     when = datetime.fromisoformat(a.created_at).astimezone(NY)
-    return f"  {when:%H:%M} {a.title or a.symbol} · score {a.quality_score:.0f}: {_alert_outcome(a)}"
+    score = "no score" if a.quality_score is None else f"score {a.quality_score:.0f}"
+    return f"  {when:%H:%M} {a.title or a.symbol} · {score}: {_alert_outcome(a)}"
 
 
 def digest_title(digest: Digest) -> str:
@@ -373,9 +376,14 @@ def scorecard_line(window: ScorecardWindow | None, note: str | None) -> str:
         return f"Level scorecard, last 20 sessions: {note or 'no sessions with snapshots yet'}"
     parts = []
     for k in window.kinds:
-        rate = "n/a" if k.hold_rate is None else f"{100 * k.hold_rate:.0f}%"
+        resolved = k.holds + k.breaks
+        if k.hold_rate is None or k.ci_low is None or k.ci_high is None:
+            rate = "n/a"
+        else:
+            rate = f"{100 * k.hold_rate:.0f}% [{100 * k.ci_low:.0f}–{100 * k.ci_high:.0f}%] of {resolved}"
         parts.append(f"{_KIND_NAMES.get(k.kind, k.kind)} {rate}")
-    return f"Level hold rates, last {window.sessions} sessions (* = naive baseline): " + ", ".join(parts)
+    span = "the last session" if window.sessions == 1 else f"the last {window.sessions} sessions"
+    return (f"Level hold rates over {span}, 95% interval (* = naive baseline): " + ", ".join(parts))
 
 
 def format_recap(digest: Digest) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from bot.app import digest_once, state_path
 from bot.cli import cmd_digest
@@ -126,3 +126,35 @@ async def test_close_recap_on_an_early_close_day_through_the_cli(bot_settings, p
     assert [s["recipient"] for s in body["sent"]] == [CONSOLE.recipient]
     assert "Close recap · Fri 27 Nov 2026" in out.err
     assert "alerts today: none" in out.err and "Level scorecard, last 20 sessions" in out.err
+
+
+def test_recap_reports_a_level_alert_without_a_score_and_hold_rates_with_intervals(tmp_path):
+    from bot.digest import Digest, RecapRow
+    from bot.formatting import format_recap
+    from core.options.level_scorecard import KindStats, ScorecardWindow
+
+    state = StateDB(tmp_path / "state.sqlite3")
+    at = datetime(2026, 11, 24, 11, 0, tzinfo=NY)
+    score_id = state.record_alert("score|SPY|long|x", "console:console", "SPY", "long", TRADING_DAY, 86.0,
+                                  {"title": "ALERT · SPY LONG · score 86/100"}, at)
+    # a level alert sent when no prediction could be made carries neither direction nor score
+    level_id = state.record_alert("level|SPY|call_wall|up|2026-11-24", "console:console", "SPY", None,
+                                  TRADING_DAY, None, {"title": "LEVEL · SPY closed above the call wall"},
+                                  at + timedelta(minutes=5), kind="level")
+    assert score_id is not None and level_id is not None
+    for alert_id in (score_id, level_id):
+        assert state.claim_alert(alert_id) and state.mark_sent(alert_id, at)
+    alerts = state.delivered_alerts(TRADING_DAY)
+    assert [(a.kind, a.quality_score) for a in alerts] == [("score", 86.0), ("level", None)]
+
+    window = ScorecardWindow(20, date(2026, 10, 27), TRADING_DAY, [
+        KindStats("call_wall", False, 30, 18, 6, 6, 0.75, 0.55, 0.88),
+        KindStats("round_number", True, 40, 20, 20, 0, 0.5, 0.35, 0.65),
+        KindStats("zero_gamma", False, 0, 0, 0, 0, None, None, None)])
+    digest = Digest("close", at, TRADING_DAY, "tradier", recap=[RecapRow("SPY", 600.0, 1.0, alerts)],
+                    scorecard=window)
+    text = format_recap(digest)
+    assert "score 86: outcome pending" in text
+    assert "no score: a level alert, no trade to score" in text
+    assert "Call wall 75% [55–88%] of 24" in text and "Round numbers* 50% [35–65%] of 40" in text
+    assert "Zero gamma n/a" in text and "the last 20 sessions" in text

@@ -16,8 +16,9 @@ DIGEST_SETUP_PREFIX = "digest|"  # outbox setup keys of digests: never reported 
 @dataclass(frozen=True)
 class DeliveredAlert:
     symbol: str
-    direction: str
-    quality_score: float
+    kind: str  # 'score' or 'level' (outbox kind)
+    direction: str | None  # None on a level alert
+    quality_score: float | None  # None: a level alert sent without a prediction
     title: str
     created_at: str
     first_hit: str | None  # 'target', 'stop', 'none'; None: not scored yet
@@ -58,13 +59,14 @@ class DigestsMixin(StateConnection):
         one alert), oldest first, with the outcome of the prediction each announced where it is scored."""
         with self.reading() as conn:
             rows = conn.execute(
-                "SELECT a.symbol, a.direction, a.quality_score, MIN(a.created_at) AS created_at, "
+                "SELECT a.symbol, a.kind, a.direction, a.quality_score, MIN(a.created_at) AS created_at, "
                 "json_extract(MIN(a.payload), '$.title') AS title, o.first_hit, o.outcome_r "
                 "FROM alerts a LEFT JOIN outcomes o ON o.prediction_id = a.prediction_id "
                 "WHERE a.session = ? AND a.status = 'sent' AND a.setup_key NOT LIKE ? "
                 "GROUP BY a.setup_key ORDER BY created_at",
                 (to_db_date(session, "session"), DIGEST_SETUP_PREFIX + "%"),
             ).fetchall()
-        return [DeliveredAlert(r["symbol"], r["direction"], float(r["quality_score"]), r["title"] or "",
-                               r["created_at"], r["first_hit"],
+        return [DeliveredAlert(r["symbol"], r["kind"], r["direction"],
+                               None if r["quality_score"] is None else float(r["quality_score"]),
+                               r["title"] or "", r["created_at"], r["first_hit"],
                                None if r["outcome_r"] is None else float(r["outcome_r"])) for r in rows]
