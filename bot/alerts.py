@@ -18,7 +18,7 @@ from typing import Protocol
 
 from bot.commands import PREDICT_TIMEOUT_SECONDS, CommandLayer
 from bot.formatting import alert_threshold_line, level_alert_text, level_alert_title
-from bot.level_alerts import latest_bar_crossings, level_setup_key
+from bot.level_alerts import level_setup_key, session_crossings
 from bot.level_record import has_option_data
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
@@ -222,21 +222,27 @@ class AlertEngine:
         """Record one level alert per crossing for each recipient. Neither the model's edge nor the score
         cooldown gates them: the level itself is the news, the score and verdict ride along."""
         try:
-            crosses = await latest_bar_crossings(self.layer.services, self.state, symbol, at)
+            crosses = await session_crossings(self.layer.services, self.state, symbol, at)
         except (MarketDataError, TimeoutError) as exc:
             log.warning("level scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
             _skip_levels(result, {symbol: recipients}, "market data unavailable")
             return
         session = at.date()
         for cross in crosses:
+            key = level_setup_key(cross)
+            # every scan sees the whole session's crossings again: the payload (a chart) is built only
+            # for a crossing someone has not been alerted to yet
+            recorded = await asyncio.to_thread(self.state.setup_recipients, key)
             payload: dict | None = None
             score: float | None = None
             for recipient in recipients:
-                if payload is None:
-                    payload, score = await self._level_payload(symbol, cross, at)
-                alert_id = await asyncio.to_thread(
-                    self.state.record_alert, level_setup_key(cross), recipient, symbol, None, session, score,
-                    payload, at, kind="level")
+                alert_id = None
+                if recipient not in recorded:
+                    if payload is None:
+                        payload, score = await self._level_payload(symbol, cross, at)
+                    alert_id = await asyncio.to_thread(
+                        self.state.record_alert, key, recipient, symbol, None, session, score, payload, at,
+                        kind="level")
                 if alert_id is None:
                     result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient,
                                            "reason": "already alerted"})

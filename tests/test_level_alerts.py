@@ -104,6 +104,112 @@ async def test_once_per_kind_and_direction_per_session_however_the_level_moves(s
     assert outbox_counts(stack.state)["sent"] == len(set(directions))
 
 
+# ---------------------------------------------------------------- every bar since the last scan
+
+AFTER_TAKEN = timedelta(seconds=1)  # a snapshot just inside a bar: the latest one by that bar's close
+
+
+async def session_bars(stack, at: datetime, symbol: str = "SPY") -> list[tuple[datetime, float, float]]:
+    """(start, open, close) of each bar of the session closed by `at`."""
+    bars = closed_by(await stack.services.predictor.bars.get(symbol, at), at, stack.settings.bar_minutes)
+    bars = bars[bars.index.date == at.date()]
+    return [(t.to_pydatetime(), float(o), float(c))
+            for t, o, c in zip(bars.index, bars["open"], bars["close"], strict=True)]
+
+
+def far_away(price: float) -> float:
+    """A zero gamma whose levels (walls at 2x and 0.5x) no bar of the day reaches."""
+    return price * 10
+
+
+def level_crosses(state: StateDB) -> list[dict]:
+    with state.reading() as conn:
+        rows = conn.execute("SELECT payload FROM alerts WHERE kind = 'level' ORDER BY id").fetchall()
+    return [json.loads(r["payload"])["cross"] for r in rows]
+
+
+async def cross_two_bars_back(stack, at: datetime) -> tuple[datetime, str]:
+    """Zero gamma drawn across the bar two before the last closed one, then moved out of reach."""
+    start, open_, close = (await session_bars(stack, at))[-3]
+    assert open_ != close
+    bar_close = start + timedelta(minutes=stack.settings.bar_minutes)
+    stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, (open_ + close) / 2))
+    stack.state.record_level_snapshot(snapshot(bar_close + AFTER_TAKEN, far_away(close)))
+    return start, "up" if close > open_ else "down"
+
+
+async def test_a_crossing_two_bars_before_a_late_scan_is_alerted(stack):
+    stack.state.subscribe_levels("telegram:111", "SPY")
+    start, direction = await cross_two_bars_back(stack, SCAN_TIME)
+    result = await scan_at(stack, SCAN_TIME)  # the scans of the two bars since were missed
+    assert [(x["kind"], x["level_kind"], x["crossing"]) for x in result.sent] == [
+        ("level", "zero_gamma", direction)]
+    assert [c["bar_start"] for c in level_crosses(stack.state)] == [start.isoformat()]
+
+
+async def test_a_caught_up_crossing_is_not_repeated_after_a_restart(tmp_path, trained_store):
+    settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
+    first = _open_stack(settings)
+    try:
+        await first.services.registry.reload()
+        first.state.subscribe_levels("telegram:111", "SPY")
+        await cross_two_bars_back(first, SCAN_TIME)
+        assert len((await scan_at(first, SCAN_TIME)).sent) == 1
+    finally:
+        await first.services.close()
+        first.state.close()
+
+    second = _open_stack(settings)
+    try:
+        await second.services.registry.reload()
+        for minutes in (0, 5, 10):  # later scans see the same bar again, among newer ones
+            later = await scan_at(second, SCAN_TIME + timedelta(minutes=minutes))
+            assert later.sent == []
+        assert second.telegram.sent == [] and outbox_counts(second.state)["sent"] == 1
+    finally:
+        await second.services.close()
+        second.state.close()
+
+
+async def test_one_late_scan_alerts_once_per_kind_and_direction_however_many_bars_crossed(stack):
+    stack.state.subscribe_levels("telegram:111", "SPY")
+    directions = []
+    for start, open_, close in (await session_bars(stack, SCAN_TIME))[-12:]:
+        if open_ != close:  # each bar gets its own snapshot drawing zero gamma across it
+            stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, (open_ + close) / 2))
+            directions.append("up" if close > open_ else "down")
+    assert set(directions) == {"up", "down"} and len(directions) > 2
+    result = await scan_at(stack, SCAN_TIME)
+    assert sorted(x["crossing"] for x in result.sent) == ["down", "up"]
+    assert {x["level_kind"] for x in result.sent} == {"zero_gamma"}
+    crosses = level_crosses(stack.state)  # each the first bar that crossed that way
+    assert [c["bar_start"] for c in crosses] == sorted(c["bar_start"] for c in crosses)
+    renders = []
+    render = stack.services.prediction_png
+
+    async def counting(bundle, **kw):
+        renders.append(kw)
+        return await render(bundle, **kw)
+
+    stack.services.prediction_png = counting  # type: ignore[method-assign]
+    assert (await scan_at(stack, SCAN_TIME + timedelta(seconds=30))).sent == []
+    assert renders == []  # crossings already alerted cost no chart on every later scan
+
+
+@pytest.mark.parametrize("earlier_snapshot", [True, False], ids=["later-snapshot", "before-first-snapshot"])
+async def test_a_bar_is_never_judged_by_a_snapshot_taken_after_its_close(stack, earlier_snapshot):
+    from bot.level_alerts import session_crossings
+
+    start, open_, close = (await session_bars(stack, SCAN_TIME))[-3]
+    bar_close = start + timedelta(minutes=stack.settings.bar_minutes)
+    if earlier_snapshot:
+        stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, far_away(close)))
+    # drawn across the bar, but only after it closed
+    stack.state.record_level_snapshot(snapshot(bar_close + AFTER_TAKEN, (open_ + close) / 2))
+    crosses = await session_crossings(stack.services, stack.state, "SPY", SCAN_TIME)
+    assert start not in {c.bar_start for c in crosses}
+
+
 async def test_no_crossing_no_alert_and_score_subscribers_are_unaffected(stack):
     stack.state.subscribe_levels("telegram:111", "SPY")
     start, open_, close = await last_bar(stack, SCAN_TIME)
