@@ -271,11 +271,13 @@ async def test_csv_data_has_no_level_alerts(tmp_path, trained_store):
 
 
 async def test_level_alerts_need_no_edge_and_ignore_the_score_cooldown(stack, monkeypatch):
-    import bot.alerts as alerts_module
+    import bot.alerts
+    import bot.level_alerts
     from core.edge import EdgeStatus
 
     paused = EdgeStatus(True, False, False, "no demonstrated edge: test; alerts are paused for this symbol")
-    monkeypatch.setattr(alerts_module, "edge_status", lambda manifest, require: paused)
+    for module in (bot.alerts, bot.level_alerts):  # the score scan's gate, the level alert's verdict line
+        monkeypatch.setattr(module, "edge_status", lambda manifest, require: paused)
     stack.state.subscribe("telegram:111", "SPY", 0)
     stack.state.subscribe_levels("telegram:111", "SPY")
     await level_across_last_bar(stack, SCAN_TIME)
