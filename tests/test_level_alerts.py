@@ -18,18 +18,18 @@ from bot.state.schema import apply_migrations
 from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.predictor import closed_by
 from core.types import NY
-from tests.fakes.bot_stack import CLOSED_TIME, make_settings, sim_provider
-from tests.fakes.outbox import outbox_counts
-from tests.test_alerts import (
+from tests.fakes.alert_stack import (
     ALLOWED_CHATS,
     PNG_MAGIC,
     SCAN_TIME,
     Crash,
     CrashingNotifier,
-    _open_stack,
-    cli_env,  # noqa: F401  (fixture)
+    running_alert_stack,
     scan_at,
 )
+from tests.fakes.bot_stack import CLOSED_TIME, make_settings, sim_provider
+from tests.fakes.outbox import outbox_counts
+from tests.test_alerts import cli_env  # noqa: F401  (fixture)
 from tests.test_level_snapshots import CsvLabelledProvider
 
 
@@ -40,9 +40,8 @@ def snapshot(taken_at: datetime, zero_gamma: float, symbol: str = "SPY") -> Leve
                           total_gex=1e9, total_vex=-1e7, convention="test", data_source="simulated")
 
 
-async def last_bar(stack, at: datetime, symbol: str = "SPY"):
-    bars = closed_by(await stack.services.predictor.bars.get(symbol, at), at, stack.settings.bar_minutes)
-    return bars.index[-1].to_pydatetime(), float(bars["open"].iloc[-1]), float(bars["close"].iloc[-1])
+async def last_bar(stack, at: datetime) -> tuple[datetime, float, float]:
+    return (await session_bars(stack, at))[-1]
 
 
 async def level_across_last_bar(stack, at: datetime) -> str:
@@ -64,11 +63,8 @@ def _patient_predictions(monkeypatch):
 
 @pytest.fixture
 async def stack(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
-    assert (await s.services.registry.reload()).ok
-    yield s
-    await s.services.close()
-    s.state.close()
+    async with running_alert_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)) as s:
+        yield s
 
 
 async def test_one_alert_per_crossing_with_chart_score_and_edge_verdict(stack):
@@ -149,26 +145,16 @@ async def test_a_crossing_two_bars_before_a_late_scan_is_alerted(stack):
 
 async def test_a_caught_up_crossing_is_not_repeated_after_a_restart(tmp_path, trained_store):
     settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
-    first = _open_stack(settings)
-    try:
-        await first.services.registry.reload()
+    async with running_alert_stack(settings) as first:
         first.state.subscribe_levels("telegram:111", "SPY")
         await cross_two_bars_back(first, SCAN_TIME)
         assert len((await scan_at(first, SCAN_TIME)).sent) == 1
-    finally:
-        await first.services.close()
-        first.state.close()
 
-    second = _open_stack(settings)
-    try:
-        await second.services.registry.reload()
+    async with running_alert_stack(settings) as second:
         for minutes in (0, 5, 10):  # later scans see the same bar again, among newer ones
             later = await scan_at(second, SCAN_TIME + timedelta(minutes=minutes))
             assert later.sent == []
         assert second.telegram.sent == [] and outbox_counts(second.state)["sent"] == 1
-    finally:
-        await second.services.close()
-        second.state.close()
 
 
 async def test_one_late_scan_alerts_once_per_kind_and_direction_however_many_bars_crossed(stack):
@@ -220,27 +206,20 @@ async def test_no_crossing_no_alert_and_score_subscribers_are_unaffected(stack):
 
 async def test_crossing_is_sent_exactly_once_after_a_restart(tmp_path, trained_store):
     settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
-    first = _open_stack(settings)
-    await first.services.registry.reload()
-    first.state.subscribe_levels("telegram:111", "SPY")
-    await level_across_last_bar(first, SCAN_TIME)
-    first.engine.notifiers["telegram"] = CrashingNotifier()
-    with pytest.raises(Crash):
-        await scan_at(first, SCAN_TIME)
-    await first.services.close()
-    first.state.close()  # only the SQLite file remains
+    async with running_alert_stack(settings) as first:
+        first.state.subscribe_levels("telegram:111", "SPY")
+        await level_across_last_bar(first, SCAN_TIME)
+        first.engine.notifiers["telegram"] = CrashingNotifier()
+        with pytest.raises(Crash):
+            await scan_at(first, SCAN_TIME)
+    # only the SQLite file remains
 
-    second = _open_stack(settings)
-    try:
-        await second.services.registry.reload()
+    async with running_alert_stack(settings) as second:
         delivered = await second.engine.deliver_pending()
         assert [(x["kind"], x["recipient"]) for x in delivered] == [("level", "telegram:111")]
         rescan = await scan_at(second, SCAN_TIME)
         assert rescan.sent == [] and len(second.telegram.sent) == 1
         assert outbox_counts(second.state) == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
-    finally:
-        await second.services.close()
-        second.state.close()
 
 
 async def test_no_level_alerts_on_a_holiday(stack):
