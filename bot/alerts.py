@@ -4,6 +4,8 @@ A scan predicts each symbol that has subscribers and RECORDS one outbox row per 
 before anything is sent; delivery then works through pending rows. A crash between the two leaves a
 pending row that the next delivery sends; a row marked sent is never sent again; recording the same
 setup twice is refused by a unique key. So a restart neither doubles nor forgets an alert.
+
+Score alerts are decided here; level alerts by bot.level_alerts, which the scan runs beside them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.commands import PREDICT_TIMEOUT_SECONDS, CommandLayer
-from bot.formatting import alert_threshold_line, level_alert_text, level_alert_title
-from bot.level_alerts import latest_bar_crossings, level_setup_key
-from bot.level_record import has_option_data
+from bot.formatting import alert_threshold_line
+from bot.level_alerts import NOT_ALLOWED, LevelAlertScan, skip_levels
 from bot.memory import release_memory
 from bot.reply import DeliveryError, Reply, Requester
 from bot.state import StateDB
@@ -28,14 +29,11 @@ from core import calendar
 from core.clock import Clock, wall_clock
 from core.edge import edge_status
 from core.marketdata.priority import SCAN, market_priority
-from core.options.level_cross import LevelCross
-from core.options.snapshot import NO_OPTION_DATA
 from core.predictor import PredictionBundle
 from core.types import NY, MarketDataError
 
 log = logging.getLogger(__name__)
 TRANSIENT_ATTEMPTS_UNCAPPED = 1_000_000
-NOT_ALLOWED = "not allowed"
 MUTED = "off in this chat's /settings"
 
 
@@ -79,39 +77,36 @@ class AlertEngine:
         at = at.astimezone(NY)
         result = ScanResult(at, calendar.is_open(at))
         by_symbol: dict[str, list] = defaultdict(list)
-        verdicts: dict[str, bool] = {}
+        verdicts: dict[str, bool] = {}  # recipient -> allowed, checked once per scan
+
+        async def allowed(recipient: str) -> bool:
+            if recipient not in verdicts:
+                try:
+                    verdicts[recipient] = await self.recipient_allowed(recipient)
+                except DeliveryError:  # cannot be checked now: delivery checks again
+                    verdicts[recipient] = True
+            return verdicts[recipient]
+
         for symbol in self.settings.symbols:
             # subscribers() expands "all" ("*") rows, one row per recipient
-            subs = await asyncio.to_thread(self.state.subscribers, symbol)
-            allowed = []
-            for sub in subs:
-                if sub.recipient not in verdicts:
-                    try:
-                        verdicts[sub.recipient] = await self.recipient_allowed(sub.recipient)
-                    except DeliveryError:  # cannot be checked now: delivery checks again
-                        verdicts[sub.recipient] = True
-                if verdicts[sub.recipient]:
-                    allowed.append(sub)
+            for sub in await asyncio.to_thread(self.state.subscribers, symbol):
+                if await allowed(sub.recipient):
+                    by_symbol[symbol].append(sub)
                 else:
                     result.skipped.append({"symbol": symbol, "recipient": sub.recipient, "reason": NOT_ALLOWED})
-            if allowed:
-                by_symbol[symbol] = allowed
-        level_by_symbol = await self._level_recipients(verdicts, result)
+        levels = LevelAlertScan(self.layer.services, self.state, self._predict, self._save_chart)
+        level_by_symbol = await levels.recipients(allowed, result.skipped)
         if not result.market_open:
             for sym, rows in by_symbol.items():
                 for sub in rows:
                     result.skipped.append({"symbol": sym, "recipient": sub.recipient, "reason": "market closed"})
-            _skip_levels(result, level_by_symbol, "market closed")
+            skip_levels(result.skipped, level_by_symbol, "market closed")
             return result
         self._predicted = {}
         with market_priority(SCAN):  # users' /predict and /levels go ahead of this traffic in the pacer
             await self.layer.services.predictor.prime_quotes(list(by_symbol), at)  # one batched quote call
             await self._scan_symbols(by_symbol, at, result)
-            if not has_option_data(self.layer.services):
-                _skip_levels(result, level_by_symbol, NO_OPTION_DATA)
-            else:
-                for symbol, recipients in level_by_symbol.items():
-                    await self._scan_levels(symbol, recipients, at, result)
+            await levels.record(level_by_symbol, at, result.skipped)
         self._predicted = {}
         # expiry follows the market's own clock: a what-if scan dated tomorrow must not expire today's alerts
         result.sent.extend(await self.deliver_pending(self.layer.services.provider.now()))
@@ -200,71 +195,6 @@ class AlertEngine:
             self._predicted[symbol] = await self.layer.prediction_without_chart(
                 symbol, requested_by=None, now=at, source="scan", timeout=timeout)
         return self._predicted[symbol]
-
-    async def _level_recipients(self, verdicts: dict[str, bool], result: ScanResult) -> dict[str, list[str]]:
-        """symbol -> allowed recipients of its level alerts (the same allow-list as score alerts)."""
-        out: dict[str, list[str]] = {}
-        for symbol in self.settings.symbols:
-            for recipient in await asyncio.to_thread(self.state.level_subscribers, symbol):
-                if recipient not in verdicts:
-                    try:
-                        verdicts[recipient] = await self.recipient_allowed(recipient)
-                    except DeliveryError:
-                        verdicts[recipient] = True
-                if verdicts[recipient]:
-                    out.setdefault(symbol, []).append(recipient)
-                else:
-                    result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient,
-                                           "reason": NOT_ALLOWED})
-        return out
-
-    async def _scan_levels(self, symbol: str, recipients: list[str], at: datetime, result: ScanResult) -> None:
-        """Record one level alert per crossing for each recipient. Neither the model's edge nor the score
-        cooldown gates them: the level itself is the news, the score and verdict ride along."""
-        try:
-            crosses = await latest_bar_crossings(self.layer.services, self.state, symbol, at)
-        except (MarketDataError, TimeoutError) as exc:
-            log.warning("level scan %s skipped: market data unavailable (%s)", symbol, str(exc) or type(exc).__name__)
-            _skip_levels(result, {symbol: recipients}, "market data unavailable")
-            return
-        session = at.date()
-        for cross in crosses:
-            payload: dict | None = None
-            score: float | None = None
-            for recipient in recipients:
-                if payload is None:
-                    payload, score = await self._level_payload(symbol, cross, at)
-                alert_id = await asyncio.to_thread(
-                    self.state.record_alert, level_setup_key(cross), recipient, symbol, None, session, score,
-                    payload, at, kind="level")
-                if alert_id is None:
-                    result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient,
-                                           "reason": "already alerted"})
-
-    async def _level_payload(self, symbol: str, cross: LevelCross, at: datetime) -> tuple[dict, float | None]:
-        """The alert with the prediction chart and the model's score and edge verdict, or without them
-        when no prediction can be made now (the crossing is still worth telling)."""
-        model = self.layer.services.registry.get(symbol)
-        reply: Reply | None = None
-        score: float | None = None
-        image: bytes | None = None
-        try:
-            bundle, reply, record = await self._predict(symbol, at)
-            score = float(record["quality_score"])
-            image = await self.layer.services.prediction_png(bundle, for_alert=True)
-        except Exception as exc:
-            log.warning("level alert %s without a prediction (%s)", symbol, type(exc).__name__)
-        if model is None or score is None:
-            edge_line = "no prediction now (no model loaded or no data)"
-        else:
-            verdict = edge_status(model.manifest, self.settings.alerts_require_edge).warning
-            edge_line = f"quality score {score:.0f}; {verdict or 'edge demonstrated out of sample'}"
-        info = cross.to_dict()
-        payload = {"title": level_alert_title(symbol, cross.kind, cross.direction),
-                   "text": level_alert_text(info, edge_line, reply.text if reply else None),
-                   "chart": self._save_chart(f"{symbol}_level", at, image),
-                   "buttons": [[b.label, b.data] for b in reply.buttons] if reply else [], "cross": info}
-        return payload, score
 
     async def recipient_allowed(self, recipient: str) -> bool:
         """The allow-list at send time: a chat removed from TELEGRAM_ALLOWED_CHAT_IDS, or a channel
@@ -386,12 +316,6 @@ def _delivered(row: OutboxRow) -> dict:
     if row.kind == "level" and isinstance(cross, dict):
         out.update({k: cross.get(k) for k in ("level_kind", "crossing", "level")})
     return out
-
-
-def _skip_levels(result: ScanResult, by_symbol: dict[str, list[str]], reason: str) -> None:
-    for symbol, recipients in by_symbol.items():
-        for recipient in recipients:
-            result.skipped.append({"kind": "level", "symbol": symbol, "recipient": recipient, "reason": reason})
 
 
 def _reply_from_payload(payload: dict) -> Reply:

@@ -53,51 +53,44 @@ def snapshot_times(day: date, every_minutes: int) -> list[datetime]:
     return out
 
 
-class SessionGridTrigger(BaseTrigger):
-    """Fires at `snapshot_times` of each trading day, so the exchange calendar (holidays, early closes)
-    decides, not a cron expression."""
+class TradingDayTrigger(BaseTrigger):
+    """Fires at the times `times_on(day)` gives for each day, so the exchange calendar (holidays, early
+    closes) decides, not a cron expression."""
 
-    def __init__(self, every_minutes: int, search_days: int = 14):
-        self.every_minutes = every_minutes
+    def __init__(self, times_on: Callable[[date], list[datetime]], description: str, search_days: int = 14):
+        self.times_on = times_on
+        self.description = description
         self.search_days = search_days
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         after = max(now, previous_fire_time + timedelta(seconds=1)) if previous_fire_time else now
         day = after.astimezone(NY).date()
         for offset in range(self.search_days):
-            for t in snapshot_times(day + timedelta(days=offset), self.every_minutes):
+            for t in self.times_on(day + timedelta(days=offset)):
                 if t >= after:
                     return t
         return None
 
     def __str__(self) -> str:
-        return f"session grid every {self.every_minutes} min from open + 5 min"
+        return self.description
 
 
-class DigestTrigger(BaseTrigger):
-    """Fires when a digest is due on each trading day (bot.digest.digest_time): the exchange calendar
-    decides, so none on a holiday and the close recap follows an early close."""
+def session_grid_trigger(every_minutes: int) -> TradingDayTrigger:
+    """At `snapshot_times` of each trading day."""
+    return TradingDayTrigger(lambda day: snapshot_times(day, every_minutes),
+                             f"session grid every {every_minutes} min from open + 5 min")
 
-    def __init__(self, kind: str, open_at: time, close_offset_minutes: int, search_days: int = 14):
-        self.kind = kind
-        self.open_at = open_at
-        self.close_offset_minutes = close_offset_minutes
-        self.search_days = search_days
 
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        from bot.digest import digest_time
+def digest_trigger(kind: str, open_at: time, close_offset_minutes: int) -> TradingDayTrigger:
+    """When a digest is due on each trading day (bot.digest.digest_time): none on a holiday, and the
+    close recap follows an early close."""
+    from bot.digest import digest_time
 
-        after = max(now, previous_fire_time + timedelta(seconds=1)) if previous_fire_time else now
-        day = after.astimezone(NY).date()
-        for offset in range(self.search_days):
-            t = digest_time(self.kind, day + timedelta(days=offset), self.open_at,  # type: ignore[arg-type]
-                            self.close_offset_minutes)
-            if t is not None and t >= after:
-                return t
-        return None
+    def times_on(day: date) -> list[datetime]:
+        t = digest_time(kind, day, open_at, close_offset_minutes)  # type: ignore[arg-type]
+        return [] if t is None else [t]
 
-    def __str__(self) -> str:
-        return f"digest {self.kind} on trading days"
+    return TradingDayTrigger(times_on, f"digest {kind} on trading days")
 
 
 def _stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -127,11 +120,11 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
         name="poll latest.json every 15 min")
     add(app.scheduled_scan, scan_trigger(s.bar_minutes, s.scan_delay_seconds),
         id="scan", name=f"alert scan after each {s.timeframe} bar (NYSE hours only)")
-    add(app.snapshot_levels, SessionGridTrigger(s.levels_snapshot_minutes), id="levels_snapshot",
+    add(app.snapshot_levels, session_grid_trigger(s.levels_snapshot_minutes), id="levels_snapshot",
         name=f"options-levels snapshot every {s.levels_snapshot_minutes} min from 09:35 (NYSE hours only)")
-    add(app.send_open_digest, DigestTrigger("open", s.digest_open_at, s.digest_close_offset_minutes),
+    add(app.send_open_digest, digest_trigger("open", s.digest_open_at, s.digest_close_offset_minutes),
         id="digest_open", name=f"pre-open brief {s.digest_open_at:%H:%M} ET (trading days)")
-    add(app.send_close_digest, DigestTrigger("close", s.digest_open_at, s.digest_close_offset_minutes),
+    add(app.send_close_digest, digest_trigger("close", s.digest_open_at, s.digest_close_offset_minutes),
         id="digest_close", name=f"close recap {s.digest_close_offset_minutes} min after the close (trading days)")
     add(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
         name="score predictions whose horizon passed")

@@ -4,49 +4,32 @@ and outcome scoring."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import shutil
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
 
-from bot.alerts import AlertEngine
 from bot.cli import main as cli_main
-from bot.commands import CommandLayer
-from bot.console import CONSOLE, ConsoleAdapter
+from bot.console import CONSOLE
 from bot.outcomes import score_due_predictions
 from bot.reply import Reply, Requester
-from bot.services import Services, build_services
 from bot.state import StateDB
-from config import Settings
 from core.types import NY
-from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, TRAIN_DAYS, FixedClock, make_settings, sim_provider
+from tests.fakes.alert_stack import (
+    ALLOWED_CHATS,
+    PNG_MAGIC,
+    SCAN_TIME,
+    AlertStack,
+    Crash,
+    CrashingNotifier,
+    running_alert_stack,
+    scan_at,
+)
+from tests.fakes.bot_stack import CLOSED_TIME, OPEN_TIME, TRAIN_DAYS, make_settings
 from tests.fakes.outbox import outbox_counts
-
-SCAN_TIME = datetime(2026, 11, 24, 10, 35, 20, tzinfo=NY)  # 20 s after the 10:35 bar closed
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALLOWED_CHATS = [1, 2, 111, 222]
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, Reply]] = []
-
-    async def send(self, chat_id: str, reply: Reply) -> None:
-        self.sent.append((chat_id, reply))
-
-
-class Crash(BaseException):
-    """Stands in for the process dying mid-send: nothing after it runs, not even except-Exception."""
-
-
-class CrashingNotifier:
-    async def send(self, chat_id: str, reply: Reply) -> None:
-        raise Crash
 
 
 class FailingNotifier:
@@ -54,42 +37,10 @@ class FailingNotifier:
         raise RuntimeError("socket closed")
 
 
-@dataclass
-class Stack:
-    settings: Settings
-    services: Services
-    state: StateDB
-    layer: CommandLayer
-    clock: FixedClock
-    telegram: RecordingNotifier
-    console_out: io.StringIO
-    engine: AlertEngine
-
-
-def _open_stack(settings: Settings, clock_time: datetime = SCAN_TIME) -> Stack:
-    provider, clock = sim_provider(settings, clock_time)
-    services = build_services(settings, provider)
-    state = StateDB(settings.state_dir / "tradebot.sqlite3")
-    layer = CommandLayer(services, state)
-    out = io.StringIO()
-    console = ConsoleAdapter(layer, settings.state_dir / "charts", stdout=out)
-    telegram = RecordingNotifier()
-    engine = AlertEngine(layer, state, {"telegram": telegram, "console": console})
-    return Stack(settings, services, state, layer, clock, telegram, out, engine)
-
-
 @pytest.fixture
 async def stack(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
-    assert (await s.services.registry.reload()).ok
-    yield s
-    await s.services.close()
-    s.state.close()
-
-
-async def scan_at(stack: Stack, at: datetime):
-    stack.clock.now = at  # the provider only has bars up to its own "now"
-    return await stack.engine.scan(at)
+    async with running_alert_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)) as s:
+        yield s
 
 
 # ---------------------------------------------------------------- thresholds and delivery
@@ -168,13 +119,13 @@ async def test_no_subscribers_means_no_prediction(stack):
 
 # ---------------------------------------------------------------- cooldown and one alert per setup
 
-async def _direction(stack: Stack, symbol: str, at: datetime) -> str:
+async def _direction(stack: AlertStack, symbol: str, at: datetime) -> str:
     stack.clock.now = at
     bundle = await stack.services.predictor.predict(symbol, now=at, with_levels=False)
     return bundle.prediction.direction
 
 
-async def _cooldown_case(stack: Stack, cooldown: timedelta) -> tuple[str, datetime]:
+async def _cooldown_case(stack: AlertStack, cooldown: timedelta) -> tuple[str, datetime]:
     """A symbol and scan time whose direction stays the same 5 min and one cooldown later."""
     for symbol in stack.settings.symbols:
         for k in range(24):
@@ -202,18 +153,14 @@ async def test_cooldown_then_a_new_setup_alerts_again(stack):
 
 
 async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, alert_cooldown_minutes=0, telegram_allowed_chat_ids=ALLOWED_CHATS))
-    try:
-        await s.services.registry.reload()
+    settings = make_settings(tmp_path, alert_cooldown_minutes=0, telegram_allowed_chat_ids=ALLOWED_CHATS)
+    async with running_alert_stack(settings) as s:
         s.state.subscribe("telegram:111", "QQQ", 0)
         first = await scan_at(s, SCAN_TIME)
         again = await scan_at(s, SCAN_TIME + timedelta(seconds=40))  # same closed bar: same setup
         assert len(first.sent) == 1
         assert again.sent == [] and [x["reason"] for x in again.skipped] == ["already alerted"]
         assert len(s.telegram.sent) == 1
-    finally:
-        await s.services.close()
-        s.state.close()
 
 
 # ---------------------------------------------------------------- crash between recording and sending
@@ -221,21 +168,18 @@ async def test_one_alert_per_setup_even_without_cooldown(tmp_path, trained_store
 @pytest.mark.parametrize("notifier", [CrashingNotifier, FailingNotifier])
 async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, trained_store, notifier):
     settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
-    first = _open_stack(settings)
-    await first.services.registry.reload()
-    first.state.subscribe("telegram:111", "SPY", 0)
-    first.engine.notifiers["telegram"] = notifier()
-    if notifier is CrashingNotifier:
-        with pytest.raises(Crash):
-            await scan_at(first, SCAN_TIME)
-    else:
-        result = await scan_at(first, SCAN_TIME)
-        assert result.sent == []
-    await first.services.close()
-    first.state.close()  # the process is gone; only the SQLite file remains
+    async with running_alert_stack(settings) as first:
+        first.state.subscribe("telegram:111", "SPY", 0)
+        first.engine.notifiers["telegram"] = notifier()
+        if notifier is CrashingNotifier:
+            with pytest.raises(Crash):
+                await scan_at(first, SCAN_TIME)
+        else:
+            result = await scan_at(first, SCAN_TIME)
+            assert result.sent == []
+    # the process is gone; only the SQLite file remains
 
-    second = _open_stack(settings)
-    try:
+    async with running_alert_stack(settings) as second:
         assert outbox_counts(second.state)["pending"] == 1
         delivered = await second.engine.deliver_pending()
         assert [(x["symbol"], x["recipient"]) for x in delivered] == [("SPY", "telegram:111")]
@@ -246,9 +190,6 @@ async def test_recorded_alert_is_sent_exactly_once_after_a_restart(tmp_path, tra
         rescan = await scan_at(second, SCAN_TIME)
         assert rescan.sent == [] and len(second.telegram.sent) == 1
         assert outbox_counts(second.state) == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
-    finally:
-        await second.services.close()
-        second.state.close()
 
 
 # ---------------------------------------------------------------- tradebot scan --once
@@ -361,7 +302,7 @@ async def test_no_alert_before_the_first_bar_of_the_session_closed(stack):
 
 # ---------------------------------------------------------------- stale alerts and long outages
 
-async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(tmp_path, trained_store):
+async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(stack):
     from bot.reply import DeliveryError
 
     class Down:
@@ -371,23 +312,18 @@ async def test_outage_keeps_alerts_pending_and_a_finished_session_expires_them(t
             Down.calls += 1
             raise DeliveryError("network down")
 
-    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
-    try:
-        for chat in ("telegram:1", "telegram:2"):
-            s.state.record_alert("SPY|long|2026-11-24|10:30", chat, "SPY", "long", SCAN_TIME.date(), 90.0,
+    for chat in ("telegram:1", "telegram:2"):
+        stack.state.record_alert("SPY|long|2026-11-24|10:30", chat, "SPY", "long", SCAN_TIME.date(), 90.0,
                                  {"title": "t", "text": "x"}, SCAN_TIME)
-        s.engine.notifiers["telegram"] = Down()
-        for _ in range(20):  # far more rounds than any attempt cap: a transient outage kills nothing
-            assert await s.engine.deliver_pending(SCAN_TIME) == []
-        assert Down.calls == 20  # one try per round, not one per alert
-        assert outbox_counts(s.state)["pending"] == 2
-        s.engine.notifiers["telegram"] = s.telegram
-        next_day = SCAN_TIME + timedelta(days=1)
-        assert await s.engine.deliver_pending(next_day) == []  # yesterday's setup is not actionable
-        assert outbox_counts(s.state)["dead"] == 2 and s.telegram.sent == []
-    finally:
-        await s.services.close()
-        s.state.close()
+    stack.engine.notifiers["telegram"] = Down()
+    for _ in range(20):  # far more rounds than any attempt cap: a transient outage kills nothing
+        assert await stack.engine.deliver_pending(SCAN_TIME) == []
+    assert Down.calls == 20  # one try per round, not one per alert
+    assert outbox_counts(stack.state)["pending"] == 2
+    stack.engine.notifiers["telegram"] = stack.telegram
+    next_day = SCAN_TIME + timedelta(days=1)
+    assert await stack.engine.deliver_pending(next_day) == []  # yesterday's setup is not actionable
+    assert outbox_counts(stack.state)["dead"] == 2 and stack.telegram.sent == []
 
 
 # ---------------------------------------------------------------- per-chat /settings at delivery

@@ -17,10 +17,10 @@ from bot.discord_adapter import DiscordAdapter
 from bot.state import StateDB
 from bot.state.schema import apply_migrations
 from core.types import NY
+from tests.fakes.alert_stack import SCAN_TIME, running_alert_stack, scan_at
 from tests.fakes.bot_stack import make_settings
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.outbox import outbox_counts
-from tests.test_alerts import SCAN_TIME, _open_stack, scan_at
 
 DISCORD_TOKEN = "MTE" + "xMjM0NTY3ODkz" + ".Ga" + "list" * 8
 GUILD, OTHER_GUILD = 600_000_000_000_000_001, 600_000_000_000_000_002
@@ -29,11 +29,9 @@ OLD_CHANNEL, FOREIGN_CHANNEL, GONE_CHANNEL = 610_000_000_000_000_001, 610_000_00
 
 @pytest.fixture
 async def stack(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=[111], discord_guild_ids=[GUILD]))
-    assert (await s.services.registry.reload()).ok
-    yield s
-    await s.services.close()
-    s.state.close()
+    settings = make_settings(tmp_path, telegram_allowed_chat_ids=[111], discord_guild_ids=[GUILD])
+    async with running_alert_stack(settings) as s:
+        yield s
 
 
 async def test_a_telegram_chat_no_longer_allowed_is_skipped_and_unsubscribed(stack, caplog):

@@ -12,7 +12,7 @@ from bot.cli import cmd_digest
 from bot.commands import CommandLayer
 from bot.console import CONSOLE
 from bot.digest import digest_time, first_hour_range
-from bot.scheduler import DigestTrigger
+from bot.scheduler import TradingDayTrigger, digest_trigger
 from bot.services import build_services
 from bot.state import StateDB
 from core.types import NY
@@ -23,8 +23,8 @@ HOLIDAY = date(2026, 11, 26)  # Thanksgiving
 EARLY_CLOSE = date(2026, 11, 27)  # the day after: the exchange closes at 13:00
 
 
-def _trigger(kind: str) -> DigestTrigger:
-    return DigestTrigger(kind, OPEN_AT, 10)
+def _trigger(kind: str) -> TradingDayTrigger:
+    return digest_trigger(kind, OPEN_AT, 10)
 
 
 def test_digests_are_due_on_trading_days_only_and_the_recap_follows_an_early_close():

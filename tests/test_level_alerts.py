@@ -18,18 +18,18 @@ from bot.state.schema import apply_migrations
 from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot
 from core.predictor import closed_by
 from core.types import NY
-from tests.fakes.bot_stack import CLOSED_TIME, make_settings, sim_provider
-from tests.fakes.outbox import outbox_counts
-from tests.test_alerts import (
+from tests.fakes.alert_stack import (
     ALLOWED_CHATS,
     PNG_MAGIC,
     SCAN_TIME,
     Crash,
     CrashingNotifier,
-    _open_stack,
-    cli_env,  # noqa: F401  (fixture)
+    running_alert_stack,
     scan_at,
 )
+from tests.fakes.bot_stack import CLOSED_TIME, make_settings, sim_provider
+from tests.fakes.outbox import outbox_counts
+from tests.test_alerts import cli_env  # noqa: F401  (fixture)
 from tests.test_level_snapshots import CsvLabelledProvider
 
 
@@ -40,9 +40,8 @@ def snapshot(taken_at: datetime, zero_gamma: float, symbol: str = "SPY") -> Leve
                           total_gex=1e9, total_vex=-1e7, convention="test", data_source="simulated")
 
 
-async def last_bar(stack, at: datetime, symbol: str = "SPY"):
-    bars = closed_by(await stack.services.predictor.bars.get(symbol, at), at, stack.settings.bar_minutes)
-    return bars.index[-1].to_pydatetime(), float(bars["open"].iloc[-1]), float(bars["close"].iloc[-1])
+async def last_bar(stack, at: datetime) -> tuple[datetime, float, float]:
+    return (await session_bars(stack, at))[-1]
 
 
 async def level_across_last_bar(stack, at: datetime) -> str:
@@ -64,11 +63,8 @@ def _patient_predictions(monkeypatch):
 
 @pytest.fixture
 async def stack(tmp_path, trained_store):
-    s = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS))
-    assert (await s.services.registry.reload()).ok
-    yield s
-    await s.services.close()
-    s.state.close()
+    async with running_alert_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)) as s:
+        yield s
 
 
 async def test_one_alert_per_crossing_with_chart_score_and_edge_verdict(stack):
@@ -104,6 +100,102 @@ async def test_once_per_kind_and_direction_per_session_however_the_level_moves(s
     assert outbox_counts(stack.state)["sent"] == len(set(directions))
 
 
+# ---------------------------------------------------------------- every bar since the last scan
+
+AFTER_TAKEN = timedelta(seconds=1)  # a snapshot just inside a bar: the latest one by that bar's close
+
+
+async def session_bars(stack, at: datetime, symbol: str = "SPY") -> list[tuple[datetime, float, float]]:
+    """(start, open, close) of each bar of the session closed by `at`."""
+    bars = closed_by(await stack.services.predictor.bars.get(symbol, at), at, stack.settings.bar_minutes)
+    bars = bars[bars.index.date == at.date()]
+    return [(t.to_pydatetime(), float(o), float(c))
+            for t, o, c in zip(bars.index, bars["open"], bars["close"], strict=True)]
+
+
+def far_away(price: float) -> float:
+    """A zero gamma whose levels (walls at 2x and 0.5x) no bar of the day reaches."""
+    return price * 10
+
+
+def level_crosses(state: StateDB) -> list[dict]:
+    with state.reading() as conn:
+        rows = conn.execute("SELECT payload FROM alerts WHERE kind = 'level' ORDER BY id").fetchall()
+    return [json.loads(r["payload"])["cross"] for r in rows]
+
+
+async def cross_two_bars_back(stack, at: datetime) -> tuple[datetime, str]:
+    """Zero gamma drawn across the bar two before the last closed one, then moved out of reach."""
+    start, open_, close = (await session_bars(stack, at))[-3]
+    assert open_ != close
+    bar_close = start + timedelta(minutes=stack.settings.bar_minutes)
+    stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, (open_ + close) / 2))
+    stack.state.record_level_snapshot(snapshot(bar_close + AFTER_TAKEN, far_away(close)))
+    return start, "up" if close > open_ else "down"
+
+
+async def test_a_crossing_two_bars_before_a_late_scan_is_alerted(stack):
+    stack.state.subscribe_levels("telegram:111", "SPY")
+    start, direction = await cross_two_bars_back(stack, SCAN_TIME)
+    result = await scan_at(stack, SCAN_TIME)  # the scans of the two bars since were missed
+    assert [(x["kind"], x["level_kind"], x["crossing"]) for x in result.sent] == [
+        ("level", "zero_gamma", direction)]
+    assert [c["bar_start"] for c in level_crosses(stack.state)] == [start.isoformat()]
+
+
+async def test_a_caught_up_crossing_is_not_repeated_after_a_restart(tmp_path, trained_store):
+    settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
+    async with running_alert_stack(settings) as first:
+        first.state.subscribe_levels("telegram:111", "SPY")
+        await cross_two_bars_back(first, SCAN_TIME)
+        assert len((await scan_at(first, SCAN_TIME)).sent) == 1
+
+    async with running_alert_stack(settings) as second:
+        for minutes in (0, 5, 10):  # later scans see the same bar again, among newer ones
+            later = await scan_at(second, SCAN_TIME + timedelta(minutes=minutes))
+            assert later.sent == []
+        assert second.telegram.sent == [] and outbox_counts(second.state)["sent"] == 1
+
+
+async def test_one_late_scan_alerts_once_per_kind_and_direction_however_many_bars_crossed(stack):
+    stack.state.subscribe_levels("telegram:111", "SPY")
+    directions = []
+    for start, open_, close in (await session_bars(stack, SCAN_TIME))[-12:]:
+        if open_ != close:  # each bar gets its own snapshot drawing zero gamma across it
+            stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, (open_ + close) / 2))
+            directions.append("up" if close > open_ else "down")
+    assert set(directions) == {"up", "down"} and len(directions) > 2
+    result = await scan_at(stack, SCAN_TIME)
+    assert sorted(x["crossing"] for x in result.sent) == ["down", "up"]
+    assert {x["level_kind"] for x in result.sent} == {"zero_gamma"}
+    crosses = level_crosses(stack.state)  # each the first bar that crossed that way
+    assert [c["bar_start"] for c in crosses] == sorted(c["bar_start"] for c in crosses)
+    renders = []
+    render = stack.services.prediction_png
+
+    async def counting(bundle, **kw):
+        renders.append(kw)
+        return await render(bundle, **kw)
+
+    stack.services.prediction_png = counting  # type: ignore[method-assign]
+    assert (await scan_at(stack, SCAN_TIME + timedelta(seconds=30))).sent == []
+    assert renders == []  # crossings already alerted cost no chart on every later scan
+
+
+@pytest.mark.parametrize("earlier_snapshot", [True, False], ids=["later-snapshot", "before-first-snapshot"])
+async def test_a_bar_is_never_judged_by_a_snapshot_taken_after_its_close(stack, earlier_snapshot):
+    from bot.level_alerts import session_crossings
+
+    start, open_, close = (await session_bars(stack, SCAN_TIME))[-3]
+    bar_close = start + timedelta(minutes=stack.settings.bar_minutes)
+    if earlier_snapshot:
+        stack.state.record_level_snapshot(snapshot(start + AFTER_TAKEN, far_away(close)))
+    # drawn across the bar, but only after it closed
+    stack.state.record_level_snapshot(snapshot(bar_close + AFTER_TAKEN, (open_ + close) / 2))
+    crosses = await session_crossings(stack.services, stack.state, "SPY", SCAN_TIME)
+    assert start not in {c.bar_start for c in crosses}
+
+
 async def test_no_crossing_no_alert_and_score_subscribers_are_unaffected(stack):
     stack.state.subscribe_levels("telegram:111", "SPY")
     start, open_, close = await last_bar(stack, SCAN_TIME)
@@ -114,27 +206,20 @@ async def test_no_crossing_no_alert_and_score_subscribers_are_unaffected(stack):
 
 async def test_crossing_is_sent_exactly_once_after_a_restart(tmp_path, trained_store):
     settings = make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS)
-    first = _open_stack(settings)
-    await first.services.registry.reload()
-    first.state.subscribe_levels("telegram:111", "SPY")
-    await level_across_last_bar(first, SCAN_TIME)
-    first.engine.notifiers["telegram"] = CrashingNotifier()
-    with pytest.raises(Crash):
-        await scan_at(first, SCAN_TIME)
-    await first.services.close()
-    first.state.close()  # only the SQLite file remains
+    async with running_alert_stack(settings) as first:
+        first.state.subscribe_levels("telegram:111", "SPY")
+        await level_across_last_bar(first, SCAN_TIME)
+        first.engine.notifiers["telegram"] = CrashingNotifier()
+        with pytest.raises(Crash):
+            await scan_at(first, SCAN_TIME)
+    # only the SQLite file remains
 
-    second = _open_stack(settings)
-    try:
-        await second.services.registry.reload()
+    async with running_alert_stack(settings) as second:
         delivered = await second.engine.deliver_pending()
         assert [(x["kind"], x["recipient"]) for x in delivered] == [("level", "telegram:111")]
         rescan = await scan_at(second, SCAN_TIME)
         assert rescan.sent == [] and len(second.telegram.sent) == 1
         assert outbox_counts(second.state) == {"pending": 0, "sending": 0, "sent": 1, "dead": 0}
-    finally:
-        await second.services.close()
-        second.state.close()
 
 
 async def test_no_level_alerts_on_a_holiday(stack):
@@ -165,11 +250,13 @@ async def test_csv_data_has_no_level_alerts(tmp_path, trained_store):
 
 
 async def test_level_alerts_need_no_edge_and_ignore_the_score_cooldown(stack, monkeypatch):
-    import bot.alerts as alerts_module
+    import bot.alerts
+    import bot.level_alerts
     from core.edge import EdgeStatus
 
     paused = EdgeStatus(True, False, False, "no demonstrated edge: test; alerts are paused for this symbol")
-    monkeypatch.setattr(alerts_module, "edge_status", lambda manifest, require: paused)
+    for module in (bot.alerts, bot.level_alerts):  # the score scan's gate, the level alert's verdict line
+        monkeypatch.setattr(module, "edge_status", lambda manifest, require: paused)
     stack.state.subscribe("telegram:111", "SPY", 0)
     stack.state.subscribe_levels("telegram:111", "SPY")
     await level_across_last_bar(stack, SCAN_TIME)

@@ -15,7 +15,7 @@ import pytest
 from bot.app import BotApp
 from bot.cli import main
 from bot.level_record import level_scorecard, take_snapshots
-from bot.scheduler import SessionGridTrigger, build_scheduler, snapshot_times
+from bot.scheduler import build_scheduler, session_grid_trigger, snapshot_times
 from bot.services import build_services
 from bot.state import StateDB
 from core import calendar
@@ -55,7 +55,7 @@ def test_snapshot_times_follow_the_exchange_calendar():
 
 
 def test_trigger_fires_only_in_session_over_a_holiday_week():
-    trig = SessionGridTrigger(30)
+    trig = session_grid_trigger(30)
     fires, t = [], trig.get_next_fire_time(None, at(date(2026, 11, 22), 0, 0))
     while t is not None and t < at(date(2026, 11, 30), 0, 0):
         fires.append(t)

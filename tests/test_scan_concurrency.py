@@ -3,15 +3,19 @@ alerts, skips and outbox rows of a sequential scan."""
 
 from __future__ import annotations
 
+from tests.fakes.alert_stack import ALLOWED_CHATS, SCAN_TIME, running_alert_stack
 from tests.fakes.bot_stack import make_settings
 from tests.fakes.outbox import outbox_counts
-from tests.test_alerts import ALLOWED_CHATS, SCAN_TIME, _open_stack
 
 
 async def _scan_with(tmp_path, concurrency: int):
-    stack = _open_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS,
-                                      scan_concurrency=concurrency))
-    assert (await stack.services.registry.reload()).ok
+    async with running_alert_stack(make_settings(tmp_path, telegram_allowed_chat_ids=ALLOWED_CHATS,
+                                                 scan_concurrency=concurrency)) as stack:
+        return await _counted_scan(stack)
+
+
+async def _counted_scan(stack):
+    """One scan, counting how many predictions ran at once."""
     stack.state.subscribe("telegram:111", "all", 0)
     stack.state.subscribe("telegram:222", "QQQ", 100)  # skipped: below threshold
     stack.state.subscribe("telegram:999", "IWM", 0)  # skipped: not allowed
@@ -28,13 +32,9 @@ async def _scan_with(tmp_path, concurrency: int):
             running -= 1
 
     stack.services.predictor.predict = counting  # type: ignore[method-assign]
-    try:
-        result = await stack.engine.scan(SCAN_TIME)
-        sent = [(chat, reply.title, reply.text) for chat, reply in stack.telegram.sent]
-        return result, sent, outbox_counts(stack.state), most
-    finally:
-        await stack.services.close()
-        stack.state.close()
+    result = await stack.engine.scan(SCAN_TIME)
+    sent = [(chat, reply.title, reply.text) for chat, reply in stack.telegram.sent]
+    return result, sent, outbox_counts(stack.state), most
 
 
 async def test_concurrent_scan_gives_exactly_the_alerts_of_a_sequential_scan(tmp_path, trained_store):

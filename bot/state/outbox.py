@@ -94,6 +94,12 @@ class OutboxMixin(StateConnection):
             )
             return int(cur.lastrowid) if cur.rowcount == 1 and cur.lastrowid is not None else None
 
+    def setup_recipients(self, setup_key: str) -> set[str]:
+        """Everyone this setup was already recorded for, whatever became of the row."""
+        with self.reading() as conn:
+            rows = conn.execute("SELECT recipient FROM alerts WHERE setup_key = ?", (setup_key,)).fetchall()
+        return {r["recipient"] for r in rows}
+
     def pending_alerts(self, now: datetime | None = None, limit: int | None = None) -> list[OutboxRow]:
         """Rows to send, oldest first. With `now`, rows whose retry time is later are left out."""
         sql = "SELECT * FROM alerts WHERE status = 'pending'"
