@@ -89,8 +89,6 @@ def assert_deciles_on_the_diagonal(wf, labels, stem: str) -> None:
             assert abs(row["predicted"] - row["realised"]) <= 0.05, (stem, row)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: since labels run to the close, the win probability's "
-                   "top decile on the simulated market says 0.69 where 0.60 happened (issue 10, open)")
 def test_simulated_win_probability_deciles_on_the_diagonal(simulated_market) -> None:
     wf, labels = simulated_market
     assert_deciles_on_the_diagonal(wf, labels, "win")

@@ -154,6 +154,24 @@ def test_every_calibration_level_rests_on_the_minimum_bucket() -> None:
         assert y_lo == y_hi and ((raw >= lo) & (raw <= hi)).sum() >= MIN_BUCKET_ROWS
 
 
+def test_a_step_resting_on_few_sessions_counts_as_few_observations() -> None:
+    # 40 sessions of noise at 0.3, and 400 top-scoring rows from four sessions that came true at 1.0,
+    # 0.95, 0.3 and 0.2 (a booster whose skill held on two days). Counted as rows, the top is a clear
+    # step to ~0.6; counted by session, its rate is too uncertain to be told apart from the rest.
+    rng = np.random.default_rng(3)
+    raw = np.r_[rng.uniform(0.0, 0.6, 4000), rng.uniform(0.8, 1.0, 400)]
+    top = np.repeat([1.0, 0.95, 0.3, 0.2], 100)
+    outcome = np.r_[rng.uniform(0, 1, 4000) < 0.3, rng.uniform(0, 1, 400) < top].astype(float)
+    sessions = np.r_[np.repeat(np.arange(40), 100), np.repeat([40, 41, 42, 43], 100)]
+    as_rows = fit_calibrator(raw, outcome).apply(np.array([0.9]))[0]
+    by_session = fit_calibrator(raw, outcome, sessions=sessions).apply(np.array([0.9]))[0]
+    assert as_rows > 0.55
+    assert by_session < 0.4
+    # spread over many sessions, the same step stands
+    spread = rng.permutation(np.repeat(np.arange(40), 110))
+    assert fit_calibrator(raw, outcome, sessions=spread).apply(np.array([0.9]))[0] > 0.55
+
+
 def test_served_classifier_is_the_one_its_map_was_fitted_on(data) -> None:
     # The map must describe the booster it is applied to: refitting it on the SERVED booster's raw
     # scores over the calibration tail gives the stored map exactly (a booster refitted on all rows
@@ -173,7 +191,8 @@ def test_served_classifier_is_the_one_its_map_was_fitted_on(data) -> None:
     for name, stem in (("profit_target", "win"), ("trade_quality", "quality")):
         raw = m.boosters[name].predict(_stack_sides(features.loc[tail]).to_numpy())
         again = fit_calibrator(raw, _stacked_target(labels.loc[tail], stem),
-                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)))
+                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)),
+                               sessions=np.tile(np.asarray(tail.date), 2))
         assert again.to_dict() == m.calibrators[name].to_dict(), name
     assert m.training_params["calibration_method"].endswith("head-booster")
 

@@ -8,6 +8,7 @@ of the rows, and a binned isotonic map with shrinkage is fitted on its raw score
 
 from __future__ import annotations
 
+import functools
 import math
 
 import lightgbm as lgb
@@ -29,15 +30,20 @@ from core.model.model_set import (
 RANGE_QUANTILES = (0.005, 0.995)
 CALIBRATION_FRACTION = 0.35
 MIN_CALIBRATION_ROWS = 200
+# ... and at least this many sessions where the head keeps as many (see _first_position_of_last_sessions).
+MIN_CALIBRATION_SESSIONS = 15
 MIN_TRAIN_ROWS = 200
 # Every calibrated probability is backed by at least this many calibration rows ...
 MIN_BUCKET_ROWS = 200
 MAX_BUCKETS = 40
-# ... and shrunk toward the calibration base rate as if this many base-rate rows were added to its bucket.
+# ... and shrunk toward the base rate as if this many base-rate rows were added to its bucket: rows as
+# counted at the floor design effect, so PRIOR_EFFECTIVE_ROWS independent ones.
 PRIOR_ROWS = 20
-# Neighbouring levels must differ by this many standard errors, with rows worth 1 / DESIGN_EFFECT each.
+# Neighbouring levels must differ by this many standard errors, with rows worth 1 / DESIGN_EFFECT each
+# at least (fewer where the rows cluster by session).
 MIN_STEP_Z = 2.5
 DESIGN_EFFECT = 4.0
+PRIOR_EFFECTIVE_ROWS = PRIOR_ROWS / DESIGN_EFFECT
 CALIBRATION_METHOD = "binned-isotonic-shrunk/head-booster"
 
 LGB_PARAMS: dict[str, object] = {
@@ -72,17 +78,20 @@ class TrainingDataError(ValueError):
     """Too few usable rows, or a label with a single class, to fit a model."""
 
 
-def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None = None) -> Calibrator:
+def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None = None,
+                   sessions: np.ndarray | None = None) -> Calibrator:
     """Monotone map from raw score to probability that cannot invent certainty.
 
     Rows sorted by raw score are cut into buckets of at least MIN_BUCKET_ROWS; adjacent buckets that
     violate monotonicity are pooled (pool-adjacent-violators on buckets, so pools only grow); each pool's
-    rate is shrunk toward the base rate with PRIOR_ROWS pseudo-rows and holds over the pool's raw-score
-    range, so every output is the rate of >= MIN_BUCKET_ROWS rows (or, between two pools' ranges, a blend
-    of two such rates), flat beyond
+    rate is shrunk toward the base rate and holds over the pool's raw-score range, so every output is the
+    rate of >= MIN_BUCKET_ROWS rows (or, between two pools' ranges, a blend of two such rates), flat beyond
     the end pools, and never exactly 0 or 1. Too few rows, or no monotone signal: the (smoothed) base
     rate for every score. `base_rate` (default: the calibration rows' own) is that level and the
-    shrinkage target: the rate over all training rows rests on more sessions than the tail's alone."""
+    shrinkage target: the rate over all training rows rests on more sessions than the tail's alone.
+
+    Evidence is counted in effective rows (see _effective_rows): with each row's `sessions` given, a pool
+    whose rows cluster in a few sessions counts for less, in the merge test and in the shrinkage."""
     ok = np.isfinite(raw) & np.isfinite(outcome)
     raw, outcome = raw[ok].astype(float), outcome[ok].astype(float)
     base = _smoothed_rate(outcome) if base_rate is None else float(base_rate)
@@ -91,6 +100,7 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None
         return constant
     order = np.argsort(raw, kind="mergesort")
     raw, outcome = raw[order], outcome[order]
+    groups = None if sessions is None else pd.factorize(np.asarray(sessions)[ok][order])[0]
     size = max(MIN_BUCKET_ROWS, len(raw) // MAX_BUCKETS)
     n_buckets = len(raw) // size  # the remainder joins the last bucket
     edges = [i * size for i in range(n_buckets)] + [len(raw)]
@@ -101,7 +111,8 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None
         while len(pools) > 1 and pools[-2][1] / pools[-2][0] >= pools[-1][1] / pools[-1][0]:
             last = pools.pop()
             pools[-1] = [pools[-1][0] + last[0], pools[-1][1] + last[1], pools[-1][2], last[3]]
-    pools = _merge_indistinct(pools)
+    effective = _effective_rows(outcome, groups)
+    pools = _merge_indistinct(pools, effective)
     if len(pools) == 1:  # no monotone signal: one flat level
         return constant
     # A step per pool, flat from its lowest to its highest raw score (as isotonic regression is), so a
@@ -109,24 +120,55 @@ def fit_calibrator(raw: np.ndarray, outcome: np.ndarray, base_rate: float | None
     x: list[float] = []
     y: list[float] = []
     for n, pos, first, last in pools:
-        level = (pos + PRIOR_ROWS * base) / (n + PRIOR_ROWS)
+        weight = effective((int(first), int(last)))
+        level = (weight * pos / n + PRIOR_EFFECTIVE_ROWS * base) / (weight + PRIOR_EFFECTIVE_ROWS)
         x += [float(raw[int(first)]), float(raw[int(last)])]
         y += [float(level), float(level)]
     return Calibrator(x, y, "binned-isotonic")
 
 
-def _merge_indistinct(pools: list[list[int | float]]) -> list[list[int | float]]:
+def _effective_rows(outcome: np.ndarray, groups: np.ndarray | None):
+    """A pool's evidence in independent rows: n / max(DESIGN_EFFECT, the design effect measured by
+    session). Long and short rows of one bar, and bars whose label windows overlap, are far from
+    independent (DESIGN_EFFECT is the floor); and a booster's skill varies from session to session, so
+    the rows of a pool can rest on a few sessions that happened to suit it. The measured design effect is
+    the session-clustered variance of the pool's rate over the binomial one. Returns a function of a
+    pool's (first row, last row) in score order."""
+
+    @functools.cache
+    def effective(span: tuple[int, int]) -> float:
+        first, last = span
+        n = last - first + 1
+        deff = DESIGN_EFFECT
+        if groups is not None:
+            y, g = outcome[first:last + 1], groups[first:last + 1]
+            rate = y.mean()
+            _, g = np.unique(g, return_inverse=True)
+            n_s = np.bincount(g).astype(float)
+            if len(n_s) < 2:
+                return 1.0  # one session is one observation, whatever its row count
+            resid = np.bincount(g, weights=y) - rate * n_s
+            clustered = (resid ** 2).sum() / n ** 2 * len(n_s) / (len(n_s) - 1)
+            binomial = rate * (1.0 - rate) / n
+            if binomial > 0:
+                deff = max(deff, clustered / binomial)
+        return n / deff
+
+    return effective
+
+
+def _merge_indistinct(pools: list[list[int | float]], effective) -> list[list[int | float]]:
     """Merge the adjacent pools whose rates differ least until every neighbouring pair differs by at
-    least MIN_STEP_Z standard errors. Rows are counted as n / DESIGN_EFFECT independent ones: long and
-    short rows of one bar, and bars whose label windows overlap, are far from independent. On data
-    without signal this leaves one level; a real step survives."""
+    least MIN_STEP_Z standard errors, each pool's rows counted as its effective rows. On data without
+    signal this leaves one level; a real step survives."""
     pools = [list(p) for p in pools]
     while len(pools) > 1:
         z = []
         for a, b in zip(pools, pools[1:], strict=False):
             pa, pb = a[1] / a[0], b[1] / b[0]
             pooled = (a[1] + b[1]) / (a[0] + b[0])
-            se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * DESIGN_EFFECT * (1 / a[0] + 1 / b[0]))
+            n_a, n_b = effective((int(a[2]), int(a[3]))), effective((int(b[2]), int(b[3])))
+            se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n_a + 1 / n_b))
             z.append((pb - pa) / se)
         i = int(np.argmin(z))
         if z[i] >= MIN_STEP_Z:
@@ -243,7 +285,7 @@ def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Inde
     n_cal = int(len(rows) * CALIBRATION_FRACTION)
     head, tail = rows, rows[:0]
     if n_cal >= MIN_CALIBRATION_ROWS:
-        cal_start = positions[-n_cal]
+        cal_start = min(positions[-n_cal], _first_position_of_last_sessions(rows, positions))
         # Positions in the frame given: if the caller already dropped rows, a gap of h positions spans
         # at least h bars, so the purge only gets wider.
         candidate = rows[positions < cal_start - params.horizon_bars]
@@ -260,10 +302,20 @@ def _fit_calibrators(features: pd.DataFrame, labels: pd.DataFrame, rows: pd.Inde
         if len(cal_rows):
             raw = boosters[name].predict(_stack_sides(features.loc[cal_rows]).to_numpy())
             calibrators[name] = fit_calibrator(raw, _stacked_target(labels.loc[cal_rows], stem),
-                                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)))
+                                               base_rate=_smoothed_rate(_stacked_target(labels.loc[rows], stem)),
+                                               sessions=np.tile(np.asarray(cal_rows.date), 2))
         else:
             calibrators[name] = base_rate_calibrator(target)
     return boosters, calibrators
+
+
+def _first_position_of_last_sessions(rows: pd.Index, positions: np.ndarray) -> int:
+    """Where a tail of MIN_CALIBRATION_SESSIONS sessions (at most half of them) would start: a booster's
+    skill varies from session to session, so a map resting on a few sessions is off out of sample."""
+    dates = np.asarray(rows.date)
+    days = np.unique(dates)
+    k = min(MIN_CALIBRATION_SESSIONS, len(days) // 2)
+    return int(positions[dates >= days[-k]][0]) if k > 0 else int(positions[-1])
 
 
 def _quantile_ranges(x: pd.DataFrame) -> dict[str, list[float | None]]:
