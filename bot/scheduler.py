@@ -24,16 +24,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def scan_minutes(bar_minutes: int) -> str:
-    # Bars sit on the session grid from 09:30, so hourly bars close at :30 and shorter ones on the clock.
-    return "30" if bar_minutes == 60 else f"*/{bar_minutes}"
-
-
-def scan_trigger(bar_minutes: int, delay_seconds: int) -> CronTrigger:
-    """Every bar close (plus a settling delay) from 09:00 to 15:59 New York time, Mon-Fri; the scan
-    itself checks the exchange calendar, so holidays and early closes are skipped there."""
-    return CronTrigger(day_of_week="mon-fri", hour="9-15", minute=scan_minutes(bar_minutes),
-                       second=delay_seconds, timezone=NY)
+def bar_close_times(day: date, bar_minutes: int, delay_seconds: int) -> list[datetime]:
+    """When the alert scans of one trading day are due: each bar close on the session grid from the
+    open, plus a settling delay, up to the last bar that closes before the session does (an alert at
+    the close could not be traded); none on a non-session day."""
+    if not calendar.is_session(day):
+        return []
+    open_, close = calendar.session_bounds(day)
+    step, delay = timedelta(minutes=bar_minutes), timedelta(seconds=delay_seconds)
+    out = []
+    t = open_ + step
+    while t < close:
+        out.append(t + delay)
+        t += step
+    return out
 
 
 FIRST_SNAPSHOT_AFTER_OPEN = timedelta(minutes=5)  # 09:35: the first 5-minute bar has closed
@@ -79,6 +83,12 @@ def session_grid_trigger(every_minutes: int) -> TradingDayTrigger:
     """At `snapshot_times` of each trading day."""
     return TradingDayTrigger(lambda day: snapshot_times(day, every_minutes),
                              f"session grid every {every_minutes} min from open + 5 min")
+
+
+def scan_trigger(bar_minutes: int, delay_seconds: int) -> TradingDayTrigger:
+    """After each bar close of each trading day (`bar_close_times`)."""
+    return TradingDayTrigger(lambda day: bar_close_times(day, bar_minutes, delay_seconds),
+                             f"every {bar_minutes} min bar close + {delay_seconds} s in sessions")
 
 
 def digest_trigger(kind: str, open_at: time, close_offset_minutes: int) -> TradingDayTrigger:

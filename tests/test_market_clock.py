@@ -6,7 +6,7 @@ from datetime import date, datetime, time
 
 import pytest
 
-from bot.scheduler import scan_minutes, scan_trigger
+from bot.scheduler import bar_close_times, scan_trigger
 from core import calendar
 from core.types import NY
 
@@ -58,8 +58,13 @@ def test_next_open_skips_holiday_weekend():
     assert calendar.next_open(at("2026-12-24", "14:00")) == at("2026-12-28", "09:30")
 
 
-def test_scan_minutes():
-    assert scan_minutes(5) == "*/5" and scan_minutes(15) == "*/15" and scan_minutes(60) == "30"
+def test_scans_follow_the_bar_closes_of_the_session():
+    day = date(2026, 11, 24)
+    five = bar_close_times(day, 5, 20)
+    assert five[0] == at("2026-11-24", "09:35:20") and five[-1] == at("2026-11-24", "15:55:20")
+    hourly = bar_close_times(day, 60, 20)
+    assert hourly[0] == at("2026-11-24", "10:30:20") and hourly[-1] == at("2026-11-24", "15:30:20")
+    assert bar_close_times(date(2026, 11, 26), 5, 20) == []  # Thanksgiving
 
 
 def test_scheduled_scan_fires_only_in_session():
@@ -72,6 +77,7 @@ def test_scheduled_scan_fires_only_in_session():
         fires.append(t)
         t = trig.get_next_fire_time(t, t.replace(microsecond=1))
     in_session = [f for f in fires if calendar.is_open(f)]
-    # Mon-Wed full sessions (78 bar closes each), Thanksgiving none, Friday's half day 42.
-    assert len(in_session) == 3 * 78 + 42
+    assert in_session == fires  # never before the open, after the close or on a holiday
+    # Mon-Wed full sessions (77 bar closes before the close each), Thanksgiving none, Friday's half day 41.
+    assert len(in_session) == 3 * 77 + 41
     assert not [f for f in in_session if f.date() == date(2026, 11, 26)]
