@@ -141,12 +141,12 @@ class BotApp:
             log.exception("levels snapshot failed")
 
     async def send_open_digest(self) -> None:
-        await self._send_digest("open")
+        await self.send_digest("open")
 
     async def send_close_digest(self) -> None:
-        await self._send_digest("close")
+        await self.send_digest("close")
 
-    async def _send_digest(self, kind: DigestKind) -> None:
+    async def send_digest(self, kind: DigestKind) -> None:
         from bot.digest import send_digest
 
         try:

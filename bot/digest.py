@@ -101,6 +101,25 @@ def digest_time(kind: DigestKind, day: date, open_at: time, close_offset_minutes
     return calendar.session_bounds(day)[1].astimezone(NY) + timedelta(minutes=close_offset_minutes)
 
 
+def overdue_digests(now: datetime, open_at: time, close_offset_minutes: int) -> list[DigestKind]:
+    """The digests a bot starting at `now` has missed today but can still usefully send: the brief until
+    the open, the recap until midnight ET. The outbox's once-per-day key keeps a restart after a sent
+    digest from sending it twice."""
+    now = now.astimezone(NY)
+    day = now.date()
+    if not calendar.is_session(day):
+        return []
+    session_open = calendar.session_bounds(day)[0]
+    out: list[DigestKind] = []
+    brief = digest_time("open", day, open_at, close_offset_minutes)
+    if brief is not None and brief <= now < session_open:
+        out.append("open")
+    recap = digest_time("close", day, open_at, close_offset_minutes)
+    if recap is not None and recap <= now:
+        out.append("close")
+    return out
+
+
 def setup_key(kind: DigestKind, day: date) -> str:
     return f"{DIGEST_SETUP_PREFIX}{kind}|{day.isoformat()}"
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from core import calendar
@@ -136,6 +137,12 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
         id="digest_open", name=f"pre-open brief {s.digest_open_at:%H:%M} ET (trading days)")
     add(app.send_close_digest, digest_trigger("close", s.digest_open_at, s.digest_close_offset_minutes),
         id="digest_close", name=f"close recap {s.digest_close_offset_minutes} min after the close (trading days)")
+    from bot.digest import overdue_digests
+
+    for kind in overdue_digests(app.services.provider.now(), s.digest_open_at, s.digest_close_offset_minutes):
+        # today's brief or recap fell due before this start: once now (the outbox keeps it once a day)
+        add(functools.partial(app.send_digest, kind), DateTrigger(timezone=NY), id=f"digest_{kind}_missed",
+            name=f"{'pre-open brief' if kind == 'open' else 'close recap'} missed before start: now")
     add(app.score_outcomes, IntervalTrigger(minutes=5, timezone=NY), id="outcomes",
         name="score predictions whose horizon passed")
     add(app.retry_outbox, IntervalTrigger(seconds=30, timezone=NY), id="outbox",

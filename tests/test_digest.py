@@ -158,3 +158,39 @@ def test_recap_reports_a_level_alert_without_a_score_and_hold_rates_with_interva
     assert "no score: a level alert, no trade to score" in text
     assert "Call wall 75% [55–88%] of 24" in text and "Round numbers* 50% [35–65%] of 40" in text
     assert "Zero gamma n/a" in text and "the last 20 sessions" in text
+
+
+def test_a_bot_started_after_a_digest_fell_due_still_sends_it_that_day():
+    from bot.digest import overdue_digests
+
+    def due(d: date, hm: str) -> list[str]:
+        return overdue_digests(datetime.combine(d, time.fromisoformat(hm), NY), OPEN_AT, 10)
+
+    assert due(TRADING_DAY, "08:59") == []
+    assert due(TRADING_DAY, "09:01") == ["open"]
+    assert due(TRADING_DAY, "09:30") == []  # the session has begun: a brief is stale
+    assert due(TRADING_DAY, "16:09") == []
+    assert due(TRADING_DAY, "16:30") == ["close"]
+    assert due(EARLY_CLOSE, "13:15") == ["close"]
+    assert due(HOLIDAY, "10:00") == [] and due(HOLIDAY, "17:00") == []
+
+
+def test_the_scheduler_queues_a_missed_digest_once_at_start(tmp_path):
+    from bot.app import BotApp
+    from bot.scheduler import build_scheduler
+    from core.marketdata.simulated import SimulatedProvider
+    from tests.fakes.bot_stack import FixedClock, base_settings
+
+    settings = base_settings(tmp_path, symbols="SPY")
+    clock = FixedClock(datetime(2026, 11, 24, 8, 0, tzinfo=NY))
+    provider = SimulatedProvider(seed=settings.simulated_seed, symbols=settings.symbols, clock=clock)
+    app = BotApp(settings, build_services(settings, provider), StateDB(tmp_path / "state.sqlite3"))
+
+    def missed() -> list[str]:
+        return sorted(j.id for j in build_scheduler(app).get_jobs() if j.id.endswith("_missed"))
+
+    assert missed() == []
+    clock.now = datetime(2026, 11, 24, 9, 10, tzinfo=NY)
+    assert missed() == ["digest_open_missed"]
+    clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=NY)
+    assert missed() == ["digest_close_missed"]
