@@ -24,6 +24,7 @@ async def test_scores_only_bars_after_the_training_window(tmp_path, trained_stor
     manifest = store.load("SPY", settings.timeframe).manifest
     trained_end = datetime.fromisoformat(manifest["data_window"]["end"])
     window = m["window"]
+    assert result["window"] == window
     assert datetime.fromisoformat(window["start"]) > trained_end
     assert window["trained_through"] == trained_end.isoformat()
     assert 4 <= window["sessions"] <= 6 and window["bars"] == m["n_oos"]
@@ -31,7 +32,9 @@ async def test_scores_only_bars_after_the_training_window(tmp_path, trained_stor
         assert {"auc", "auc_ci95", "brier_skill", "max_probability", "min_probability", "thresholds",
                 "buckets"} <= set(m[name])
     assert {"auc", "auc_ci95"} <= set(m["direction"])
-    assert {"mae", "relative_mae"} <= set(m["future_high"])
+    for name in ("future_high", "future_low"):
+        assert {"mae", "relative_mae", "relative_mae_vol"} <= set(m[name])
+        assert m[name]["relative_mae_vol"] > 0
     text = format_evaluation(result)
     assert "SPY model" in text and "scored out of time on" in text and "trade_quality" in text
 

@@ -21,7 +21,14 @@ from core.store import ModelStore
 from training.labels import build_labels
 from training.metrics import direction_metrics
 from training.models import usable_rows
-from training.walkforward import BASELINE_SESSIONS, classifier_metrics, regressor_metrics, trailing_baseline
+from training.walkforward import (
+    BASELINE_SESSIONS,
+    classifier_metrics,
+    regressor_metrics,
+    trailing_baseline,
+    volatility_baseline,
+    volatility_metrics,
+)
 
 
 class NothingToEvaluate(ValueError):
@@ -39,8 +46,9 @@ def evaluate_after_window(models: ModelSet, manifest: dict, bars: pd.DataFrame, 
     params = models.params
     features = build_features(bars, bar_minutes, as_trained(daily, manifest))
     labels = build_labels(bars, params, atr(bars))
-    rows = usable_rows(features, labels)
-    rows = rows[rows > trained_end]
+    usable = usable_rows(features, labels)
+    rows = usable[usable > trained_end]
+    before = usable[usable <= trained_end]  # the volatility baseline is fitted on these, as in a fold
     if len(rows) == 0:
         after = int((bars.index > trained_end).sum())
         raise NothingToEvaluate(
@@ -67,6 +75,8 @@ def evaluate_after_window(models: ModelSet, manifest: dict, bars: pd.DataFrame, 
         baseline = trailing_baseline(labels, col, params.horizon_bars, BASELINE_SESSIONS * rows_per_session)
         metrics[name] = regressor_metrics(pred[col].to_numpy(), truth[col].to_numpy(),
                                           baseline.loc[rows].to_numpy())
+        vol = volatility_baseline(features.loc[before], labels.loc[before, col].to_numpy(), features.loc[rows])
+        metrics[name].update(volatility_metrics(pred[col].to_numpy(), truth[col].to_numpy(), vol))
     metrics["window"] = {
         "start": rows[0].isoformat(), "end": rows[-1].isoformat(),
         "sessions": int(len(set(sessions))), "bars": int(len(rows)), "trained_through": trained_end.isoformat(),
@@ -94,4 +104,6 @@ async def evaluate_symbol(settings: Settings, store: ModelStore, archive: BarArc
         progress(f"{symbol}: warning: {no_daily}")
     metrics = await asyncio.to_thread(evaluate_after_window, models, loaded.manifest, bars, settings.bar_minutes,
                                       daily)
-    return {"symbol": symbol, "version": loaded.version, "data_source": provider.source, "metrics": metrics}
+    # the window also at the top, beside the model it judges, for readers who do not open `metrics`
+    return {"symbol": symbol, "version": loaded.version, "data_source": provider.source,
+            "window": metrics["window"], "metrics": metrics}
