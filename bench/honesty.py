@@ -41,7 +41,8 @@ def _num(value: object, fmt: str = "{:.3f}") -> str:
     return fmt.format(value) if isinstance(value, int | float) else "n/a"
 
 
-COLUMNS = ["data", "bars", "AUC win [95%]", "AUC quality [95%]", "Brier skill win / qual.", "max p qual.",
+COLUMNS = ["data", "bars", "AUC win [95%]", "AUC quality [95%]", "time-of-day AUC win / qual.",
+           "Brier skill win / qual.", "max p qual.",
            "≥80 per session, precision [95%]", "direction AUC [95%]", "alerts", "MAE high / naive (/ vol)",
            "MAE low / naive (/ vol)"]
 
@@ -63,6 +64,7 @@ def metrics_row(name: str, bars, settings) -> list[str]:  # type: ignore[no-unty
     edge = edge_verdict(m)["alerts_enabled"]
     return [name, f"{len(bars):,}", f"{_num(win['auc'])} {_ci(win['auc_ci95'])}",
             f"{_num(qual['auc'])} {_ci(qual['auc_ci95'])}",
+            f"{_num(win.get('auc_time_of_day'))} / {_num(qual.get('auc_time_of_day'))}",
             f"{_num(win['brier_skill'], '{:+.4f}')} / {_num(qual['brier_skill'], '{:+.4f}')}",
             _num(qual["max_probability"]), prec, f"{_num(direction['auc'])} {_ci(direction['auc_ci95'])}",
             "enabled" if edge else "disabled", mae("future_high"), mae("future_low")]

@@ -65,6 +65,8 @@ def test_random_walk_cannot_alert_and_is_no_worse_than_the_base_rate(random_walk
         assert m["brier_skill"] >= -0.002, (name, m["brier_skill"])
         # Labels cut at the close make the time of day informative even here; beyond it there is nothing.
         assert m["brier_skill_time_of_day"] <= 0.002, (name, m["brier_skill_time_of_day"])
+        # any AUC above 0.5 here is what the time of day alone ranks, not skill
+        assert m["auc"] <= m["auc_time_of_day"] + 0.01, (name, m["auc"], m["auc_time_of_day"])
     assert edge_verdict(wf.metrics)["alerts_enabled"] is False
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from core.model.model_set import CLASSIFIERS, REGRESSORS, LabelParams
-from training.metrics import brier_skill, direction_metrics, rounded, uncertainty_metrics
+from training.metrics import auc_with_interval, brier_skill, direction_metrics, rounded, uncertainty_metrics
 from training.models import NUM_TREES, fit_model_set, usable_rows, weighted_median
 
 MIN_FOLDS = 4
@@ -220,6 +220,9 @@ def evaluate_walk_forward(features: pd.DataFrame, labels: pd.DataFrame, params: 
         time_rate = np.tile(oos[f"{stem}_time_rate"].to_numpy(), 2)
         ok = np.isfinite(prob) & np.isfinite(outcome) & np.isfinite(time_rate)
         m["brier_skill_time_of_day"] = rounded(brier_skill(prob[ok], outcome[ok], time_rate[ok]))
+        # what the time of day alone ranks: the AUC a model must beat before it has shown any skill
+        m["auc_time_of_day"] = rounded(auc_with_interval(time_rate[ok], outcome[ok], np.tile(sessions, 2)[ok],
+                                                         resamples=0)[0])
         by_fold = []
         for i in range(n_folds):
             sel = (oos["fold"] == i).to_numpy()
