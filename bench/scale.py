@@ -107,7 +107,12 @@ async def steady(n: int, scans: int, work: Path) -> dict:
                              telegram_allowed_chat_ids=[1], market_data="tradier", tradier_token=TOKEN,
                              tradier_base_url=fake.base_url)
     clock = FixedClock(SESSION_START)
-    provider = TradierProvider(TOKEN, fake.base_url, settings.tradier_requests_per_minute, clock=clock)
+    # The scans below run back to back but stand for scans 5 minutes apart: the pacer's clock jumps the
+    # 5 minutes between them (and runs in real time within one), and the fake's rate window rolls over,
+    # so both windows see the real spacing; pacing within one scan stays real.
+    skipped = [0.0]
+    provider = TradierProvider(TOKEN, fake.base_url, settings.tradier_requests_per_minute, clock=clock,
+                               monotonic=lambda: time.monotonic() + skipped[0])
     services = build_services(settings, provider)
     await services.registry.reload()
     state = StateDB(settings.state_dir / "tradebot.sqlite3")
@@ -124,6 +129,8 @@ async def steady(n: int, scans: int, work: Path) -> dict:
         at = SESSION_START + timedelta(minutes=5 * k)
         clock.now = at
         fake.set_now(at)
+        skipped[0] = 300.0 * k
+        fake.start_new_rate_window()  # the server's 1-minute window has rolled over too
         before = sum(fake.counts.values())
         sends.clear()
         started = time.perf_counter()

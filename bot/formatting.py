@@ -411,7 +411,7 @@ def _touch_cell(stats: list[KindStats] | None, kind: str, note: str | None) -> s
     if stats is None:
         return "no data" if note == NO_OPTION_DATA else "n/a"
     k = next(s for s in stats if s.kind == kind)
-    return f"{k.touches} tch/{k.holds} held"
+    return f"{k.holds}/{k.touches} held"
 
 
 def digest_card_rows(digest: Digest) -> list[tuple[str, list[tuple[str, str]], str]]:
@@ -430,15 +430,19 @@ def digest_card_rows(digest: Digest) -> list[tuple[str, list[tuple[str, str]], s
             out.append((r.symbol, cells, f"{model} · alerts last session: {len(r.alerts)}"))
         return out
     for r in digest.recap:
-        hits = sum(a.first_hit == "target" for a in r.alerts)
-        alerts = f"{len(r.alerts)} ({hits} target)" if r.alerts else "0"
-        cells = [("Close", _num(r.close)), ("Change", _signed(r.change)), ("Alerts", alerts)]
+        scored = [a for a in r.alerts if a.kind == "score"]
+        hits = sum(a.first_hit == "target" for a in scored)
+        alerts = f"{len(scored)}, {hits} won" if scored else "0"
+        cells = [("Close", _num(r.close)), ("Change", _signed(r.change)), ("Score alerts", alerts)]
         cells += [(_KIND_NAMES[k], _touch_cell(r.levels, k, r.levels_note))
                   for k in ("call_wall", "put_wall", "zero_gamma")]
-        vanna = "" if r.levels is None else "vanna: " + ", ".join(
-            f"{'support' if k.kind == 'vanna_support' else 'resistance'} {k.touches} tch/{k.holds} held"
-            for k in r.levels if k.kind.startswith("vanna"))
-        out.append((r.symbol, cells, vanna or (r.levels_note or "")))
+        notes = [f"level alerts {len(r.alerts) - len(scored)}"]
+        if r.levels is None:
+            notes.append(r.levels_note or "")
+        else:
+            notes += [f"{'vanna support' if k.kind == 'vanna_support' else 'vanna resist.'} {k.holds}/{k.touches} held"
+                      for k in r.levels if k.kind.startswith("vanna")]
+        out.append((r.symbol, cells, " · ".join(n for n in notes if n)))
     return out
 
 

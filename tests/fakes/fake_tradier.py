@@ -283,6 +283,10 @@ class FakeTradier:
     def requests_to(self, endpoint: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.endpoint == endpoint]
 
+    def start_new_rate_window(self) -> None:
+        """As if Tradier's fixed rate window had rolled over (a benchmark jumping minutes ahead)."""
+        self._window_start, self._window_used = None, 0
+
     def reset_records(self) -> None:
         self.counts.clear()
         self.requests.clear()
