@@ -194,3 +194,23 @@ def test_the_scheduler_queues_a_missed_digest_once_at_start(tmp_path):
     assert missed() == ["digest_open_missed"]
     clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=NY)
     assert missed() == ["digest_close_missed"]
+
+
+def test_recap_card_cells_are_short_enough_for_a_phone_and_count_level_alerts_apart():
+    from bot.digest import Digest, RecapRow
+    from bot.formatting import digest_card_rows
+    from bot.state.digests import DeliveredAlert
+    from core.options.level_scorecard import KindStats
+
+    at = datetime(2026, 11, 24, 16, 10, tzinfo=NY)
+    alerts = [DeliveredAlert("SPY", "score", "long", 88.0, "", at.isoformat(), "target", 1.0),
+              DeliveredAlert("SPY", "level", None, None, "", at.isoformat(), None, None),
+              DeliveredAlert("SPY", "level", None, 50.0, "", at.isoformat(), None, None)]
+    levels = [KindStats(k, False, 117, 113, 2, 2, 0.98, 0.9, 0.99)
+              for k in ("call_wall", "put_wall", "zero_gamma", "vanna_support", "vanna_resistance")]
+    digest = Digest("close", at, TRADING_DAY, "tradier", recap=[RecapRow("SPY", 6123.45, -12.5, alerts, levels)])
+    [(symbol, cells, note)] = digest_card_rows(digest)
+    values = dict(cells)
+    assert values["Score alerts"] == "1, 1 won" and values["Call wall"] == "113/117 held"
+    assert all(len(v) <= 12 for v in values.values()), values  # a value wider than its column overlaps
+    assert note.startswith("level alerts 2") and "vanna support 113/117 held" in note
