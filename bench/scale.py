@@ -156,15 +156,19 @@ async def steady(n: int, scans: int, work: Path) -> dict:
 
 # ----------------------------------------------------------------- cold one-shot scans
 
-def cold_once(n: int, work: Path, base_url: str) -> dict:
+def cold_once(n: int, work: Path, base_url: str | None) -> dict:
+    """One `tradebot scan --once` process against the Tradier fake at `base_url`, or on the simulated
+    market (TRAIN_DAYS=40, as issue 12 measured it) when None."""
     from bot.state import StateDB
 
     symbols = symbols_for(n)
-    state_dir = work / f"cold{n}"
+    state_dir = work / f"cold{n}{'' if base_url else '-sim'}"
     state = StateDB(state_dir / "tradebot.sqlite3")
     state.subscribe("console:console", "all", 100)
     state.close()
-    env = {**os.environ, "MARKET_DATA": "tradier", "TRADIER_TOKEN": TOKEN, "TRADIER_BASE_URL": base_url,
+    data = ({"MARKET_DATA": "tradier", "TRADIER_TOKEN": TOKEN, "TRADIER_BASE_URL": base_url} if base_url
+            else {"MARKET_DATA": "simulated", "TRAIN_DAYS": "40"})
+    env = {**os.environ, **data,
            "SYMBOLS": ",".join(symbols), "MODEL_STORE": str(work / "models"), "STATE_DIR": str(state_dir),
            "ALERTS_REQUIRE_EDGE": "false", "MPLBACKEND": "Agg"}
     started = time.perf_counter()
@@ -192,6 +196,10 @@ async def cold_runs(work: Path) -> list[dict]:
         results.append(row)
     box["loop"].call_soon_threadsafe(box["stop"].set)
     return results
+
+
+def cold_sim_runs(work: Path) -> list[dict]:
+    return [cold_once(n, work, None) for n in (3, 24)]
 
 
 def main() -> None:
@@ -225,6 +233,13 @@ def main() -> None:
     for r in asyncio.run(cold_runs(work)):
         print(f"{r['symbols']:>4} symbols: {r['wall_s']:.2f} s wall, peak {r['peak_mb']:.0f} MB, "
               f"{r['requests']} requests {r['by_endpoint']} rc={r['rc']} {r['stderr_tail']}")
+    print("the same on the simulated market (no request limit; TRAIN_DAYS=40):")
+    sim = cold_sim_runs(work)
+    for r in sim:
+        print(f"{r['symbols']:>4} symbols: {r['wall_s']:.2f} s wall, peak {r['peak_mb']:.0f} MB rc={r['rc']} "
+              f"{r['stderr_tail']}")
+    print(f"  24 vs 3 symbols: {sim[1]['wall_s'] / sim[0]['wall_s']:.2f}x the wall time, "
+          f"{sim[1]['peak_mb'] - sim[0]['peak_mb']:+.0f} MB peak")
 
 
 if __name__ == "__main__":
