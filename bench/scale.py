@@ -1,12 +1,13 @@
 """Issue 12's scale figures (a benchmark that prints, not a test): scan latency, requests per scan and
 RSS for 3, 12, 24 and 50 symbols against the local Tradier-format fake, then cold one-shot
-`tradebot scan --once` wall time and peak memory for 3 and 24 symbols.
+`tradebot scan --once` wall time and peak memory for 3 and 24 symbols (Tradier fake and simulated market),
+and last the training wall time with 1 and 2 fit workers (bench/train_fanout.py).
 
-    .venv/bin/python bench/scale.py [--scans 12] [--sizes 3,12,24,50]
+    .venv/bin/python bench/scale.py [--scans 12] [--sizes 3,12,24,50] [--train-symbols 50]
 
 Each steady-state size runs in its own process (so RSS is that size's), with the fake server in a thread
 of that process (its few MB are included). Extra symbols are SPY's trained model published under new
-names, on new fake tickers, so every symbol costs what a real one does. Bounded: a few minutes.
+names, on new fake tickers, so every symbol costs what a real one does. About 15 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scans", type=int, default=12)
     parser.add_argument("--sizes", default="3,12,24,50")
+    parser.add_argument("--train-symbols", type=int, default=50, help="0 skips the training fan-out")
     parser.add_argument("--steady", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -240,6 +242,11 @@ def main() -> None:
               f"{r['stderr_tail']}")
     print(f"  24 vs 3 symbols: {sim[1]['wall_s'] / sim[0]['wall_s']:.2f}x the wall time, "
           f"{sim[1]['peak_mb'] - sim[0]['peak_mb']:+.0f} MB peak")
+    if args.train_symbols:
+        print(f"training wall time, {args.train_symbols} symbols, 1 and 2 fit workers (bench/train_fanout.py):",
+              flush=True)
+        subprocess.run([sys.executable, str(ROOT / "bench/train_fanout.py"), "--symbols", str(args.train_symbols),
+                        "--workers", "1", "2"], check=False, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":
