@@ -139,6 +139,8 @@ class _Grid:
         self.pos = pos[None, :].repeat(len(self.sessions), 0)[self.valid]
         starts = opens.asi8[:, None] + pos[None, :] * BAR_NS
         self.start_ns = starts[self.valid]
+        # one index object shared by every symbol's frame (half a MB a symbol over three years of bars)
+        self.index = pd.DatetimeIndex(self.start_ns, tz="UTC").tz_convert(NY).rename("time")
         self.first = self.pos == 0
         # Intraday shapes (per slot, normalised per session length).
         x = (pos[None, :] + 0.5) / self.n_bars[:, None]
@@ -242,7 +244,7 @@ def _symbol_bars(grid: _Grid, market: _Market, seed: int, symbol: str, planted_e
     volume = np.round(prof.daily_volume * grid.volume_shape[grid.valid] * activity * noise)
     frame = pd.DataFrame(
         {"open": open_, "high": high, "low": low, "close": close},
-        index=pd.DatetimeIndex(grid.start_ns, tz="UTC").tz_convert(NY).rename("time"),
+        index=grid.index,
     ).round(2)
     frame["volume"] = volume
     frame["vix"] = market.vix
@@ -252,9 +254,8 @@ def _symbol_bars(grid: _Grid, market: _Market, seed: int, symbol: str, planted_e
 def _vix_bars(grid: _Grid, market: _Market) -> pd.DataFrame:
     close = market.vix
     open_ = np.concatenate([[close[0]], close[:-1]])
-    idx = pd.DatetimeIndex(grid.start_ns, tz="UTC").tz_convert(NY).rename("time")
     frame = pd.DataFrame({"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close),
-                          "close": close, "volume": 0.0, "vix": close}, index=idx)
+                          "close": close, "volume": 0.0, "vix": close}, index=grid.index)
     return frame[BAR_COLUMNS]
 
 
@@ -279,6 +280,7 @@ class SimulatedProvider:
         self._grid: _Grid | None = None
         self._market: _Market | None = None
         self._frames: dict[tuple[str, int], pd.DataFrame] = {}
+        self._shared_close_ns: dict[int, tuple[pd.DatetimeIndex, np.ndarray]] = {}
         self._close_ns: dict[tuple[str, int], np.ndarray] = {}
 
     # -- time ---------------------------------------------------------------------------------
@@ -305,6 +307,7 @@ class SimulatedProvider:
             self._market = _Market(self._grid, self.seed)
             self._frames.clear()
             self._close_ns.clear()
+            self._shared_close_ns.clear()
         return self._grid, self._market
 
     def frame(self, symbol: str, minutes: int = 5) -> pd.DataFrame:
@@ -321,7 +324,11 @@ class SimulatedProvider:
             else:
                 bars = aggregate_bars(self.frame(sym, 5), minutes)
             self._frames[key] = bars
-            self._close_ns[key] = self._bar_close_ns(bars.index, minutes)
+            # every symbol sits on the same grid: one array of close times per bar size, not per symbol
+            shared = self._shared_close_ns.get(minutes)
+            if shared is None or not shared[0].equals(bars.index):
+                shared = self._shared_close_ns[minutes] = (bars.index, self._bar_close_ns(bars.index, minutes))
+            self._close_ns[key] = shared[1]
         return self._frames[key]
 
     def _bar_close_ns(self, index: pd.DatetimeIndex, minutes: int) -> np.ndarray:
