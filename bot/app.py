@@ -256,7 +256,7 @@ class BotApp:
     async def run(self) -> int:
         await self.ensure_models()
         await self.start_transports()
-        self.scheduler = build_scheduler(self)
+        self.scheduler = build_scheduler(self, now=self.services.provider.now())
         self.scheduler.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -116,7 +116,8 @@ def _stops_quietly(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable
     return run
 
 
-def build_scheduler(app: BotApp) -> AsyncIOScheduler:
+def build_scheduler(app: BotApp, now: datetime | None = None) -> AsyncIOScheduler:
+    """The bot's jobs. With `now` (the bot's start), also today's digests that fell due before it."""
     s = app.settings
     sched = AsyncIOScheduler(timezone=NY, job_defaults={"coalesce": True, "max_instances": 1,
                                                          "misfire_grace_time": 120})
@@ -139,7 +140,7 @@ def build_scheduler(app: BotApp) -> AsyncIOScheduler:
         id="digest_close", name=f"close recap {s.digest_close_offset_minutes} min after the close (trading days)")
     from bot.digest import overdue_digests
 
-    for kind in overdue_digests(app.services.provider.now(), s.digest_open_at, s.digest_close_offset_minutes):
+    for kind in overdue_digests(now, s.digest_open_at, s.digest_close_offset_minutes) if now else []:
         # today's brief or recap fell due before this start: once now (the outbox keeps it once a day)
         add(functools.partial(app.send_digest, kind), DateTrigger(timezone=NY), id=f"digest_{kind}_missed",
             name=f"{'pre-open brief' if kind == 'open' else 'close recap'} missed before start: now")

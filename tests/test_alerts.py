@@ -25,6 +25,7 @@ from tests.fakes.alert_stack import (
     AlertStack,
     Crash,
     CrashingNotifier,
+    record_chart_renders,
     running_alert_stack,
     scan_at,
 )
@@ -48,14 +49,7 @@ async def stack(tmp_path, trained_store):
 async def test_one_alert_chart_without_a_marker_and_each_caption_names_its_recipients_threshold(stack):
     stack.state.subscribe("telegram:111", "SPY", 0)
     stack.state.subscribe("telegram:222", "SPY", 0.5)
-    charts = []
-    render = stack.services.prediction_png
-
-    async def recording(bundle, **kw):
-        charts.append(kw)
-        return await render(bundle, **kw)
-
-    stack.services.prediction_png = recording  # type: ignore[method-assign]
+    charts = record_chart_renders(stack)
     await scan_at(stack, SCAN_TIME)
     assert charts == [{"for_alert": True}]  # one chart for both, marking no threshold
     captions = {chat: reply.text.splitlines()[-1] for chat, reply in stack.telegram.sent}

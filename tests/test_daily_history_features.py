@@ -29,6 +29,7 @@ from core.types import NY, MarketDataError
 from tests.fakes.bot_stack import FixedClock, base_settings
 from tests.fakes.fake_tradier import run_fake_tradier
 from tests.fakes.synthetic_bars import random_walk_bars
+from tests.fakes.tradier_training import train_from_tradier_fake
 from training import pipeline
 
 TOKEN = "daily-history-token"
@@ -191,16 +192,13 @@ async def _train(tmp: Path, train_days: int, monkeypatch, *, break_history: bool
     settings = base_settings(tmp, market_data="tradier", tradier_token=TOKEN, train_days=train_days,
                              symbols=["SPY"])
     store, archive = _stores(tmp)
-    async with run_fake_tradier(token=TOKEN, now=TRADIER_NOW) as fake:
+
+    def faults(fake) -> None:
         if break_history:
             fake.faults.inject("malformed_json", times=10, endpoint="history")
-        provider = TradierProvider(TOKEN, fake.base_url, clock=fake.now, backoff_base=0.01, timeout=5.0)
-        try:
-            [result] = await pipeline.train_symbols(settings, store, archive, provider=provider,
-                                                    now=TRADIER_NOW, progress=lambda _: None)
-        finally:
-            await provider.close()
-        history_calls = fake.counts["history"]
+
+    result, counts = await train_from_tradier_fake(settings, store, archive, TRADIER_NOW, TOKEN, before=faults)
+    history_calls = counts["history"]
     return result, jobs, store, history_calls
 
 

@@ -13,14 +13,13 @@ import pytest
 
 from core.marketdata.archive import BarArchive
 from core.marketdata.csv_file import CsvProvider
-from core.marketdata.tradier import TradierProvider
 from core.predictor import Predictor
 from core.store import ModelStore
 from core.store.blobs import LocalBlobStore
 from core.types import NY, UnknownSymbolError
 from tests.fakes.bot_stack import base_settings
-from tests.fakes.fake_tradier import run_fake_tradier
 from tests.fakes.synthetic_bars import random_walk_bars
+from tests.fakes.tradier_training import train_from_tradier_fake
 from training import pipeline
 
 TOKEN = "data-path-token"
@@ -105,13 +104,7 @@ async def test_first_tradier_training_uses_every_session_on_offer(tmp_path, few_
     settings = base_settings(tmp_path, market_data="tradier", tradier_token=TOKEN, train_days=train_days,
                              symbols=["SPY"])
     store, archive = stores(tmp_path)
-    async with run_fake_tradier(token=TOKEN, now=TRADIER_NOW) as fake:
-        provider = TradierProvider(TOKEN, fake.base_url, clock=fake.now, backoff_base=0.01, timeout=5.0)
-        try:
-            [result] = await pipeline.train_symbols(settings, store, archive, provider=provider,
-                                                    now=TRADIER_NOW, progress=lambda _: None)
-        finally:
-            await provider.close()
+    result, _ = await train_from_tradier_fake(settings, store, archive, TRADIER_NOW, TOKEN)
     # 40 calendar days of 5-minute bars before Mon 30 Nov 10:00: a part session (21 Oct, from 10:00), 26
     # whole ones and today's first half hour. The window ends at the last completed session (Fri 27 Nov),
     # so every completed session on offer is 27, whatever TRAIN_DAYS says.

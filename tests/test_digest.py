@@ -187,9 +187,10 @@ def test_the_scheduler_queues_a_missed_digest_once_at_start(tmp_path):
     app = BotApp(settings, build_services(settings, provider), StateDB(tmp_path / "state.sqlite3"))
 
     def missed() -> list[str]:
-        return sorted(j.id for j in build_scheduler(app).get_jobs() if j.id.endswith("_missed"))
+        return sorted(j.id for j in build_scheduler(app, now=clock.now).get_jobs() if j.id.endswith("_missed"))
 
     assert missed() == []
+    assert not [j for j in build_scheduler(app).get_jobs() if j.id.endswith("_missed")]  # no start time given
     clock.now = datetime(2026, 11, 24, 9, 10, tzinfo=NY)
     assert missed() == ["digest_open_missed"]
     clock.now = datetime(2026, 11, 24, 18, 0, tzinfo=NY)

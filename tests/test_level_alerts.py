@@ -24,6 +24,7 @@ from tests.fakes.alert_stack import (
     SCAN_TIME,
     Crash,
     CrashingNotifier,
+    record_chart_renders,
     running_alert_stack,
     scan_at,
 )
@@ -170,14 +171,7 @@ async def test_one_late_scan_alerts_once_per_kind_and_direction_however_many_bar
     assert {x["level_kind"] for x in result.sent} == {"zero_gamma"}
     crosses = level_crosses(stack.state)  # each the first bar that crossed that way
     assert [c["bar_start"] for c in crosses] == sorted(c["bar_start"] for c in crosses)
-    renders = []
-    render = stack.services.prediction_png
-
-    async def counting(bundle, **kw):
-        renders.append(kw)
-        return await render(bundle, **kw)
-
-    stack.services.prediction_png = counting  # type: ignore[method-assign]
+    renders = record_chart_renders(stack)
     assert (await scan_at(stack, SCAN_TIME + timedelta(seconds=30))).sent == []
     assert renders == []  # crossings already alerted cost no chart on every later scan
 

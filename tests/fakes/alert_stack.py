@@ -86,3 +86,16 @@ async def running_alert_stack(settings: Settings) -> AsyncIterator[AlertStack]:
 async def scan_at(stack: AlertStack, at: datetime):
     stack.clock.now = at  # the provider only has bars up to its own "now"
     return await stack.engine.scan(at)
+
+
+def record_chart_renders(stack: AlertStack) -> list[dict]:
+    """From now on, the keyword arguments of every prediction chart the stack renders (still rendered)."""
+    renders: list[dict] = []
+    render = stack.services.prediction_png
+
+    async def recording(bundle, **kw):  # type: ignore[no-untyped-def]
+        renders.append(kw)
+        return await render(bundle, **kw)
+
+    stack.services.prediction_png = recording  # type: ignore[method-assign]
+    return renders
