@@ -291,10 +291,14 @@ def metric_summary(metrics: dict) -> str:
         if not isinstance(m, dict):
             continue
         if isinstance(m.get("auc"), int | float):
-            brier = m.get("brier")
-            parts.append(f"{name} AUC {m['auc']:.3f}" + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
+            brier, ci = m.get("brier"), m.get("auc_ci95")
+            parts.append(f"{name} AUC {m['auc']:.3f}"
+                         + (f" [{ci[0]:.3f}–{ci[1]:.3f}]" if isinstance(ci, list) and len(ci) == 2 else "")
+                         + (f" Brier {brier:.3f}" if isinstance(brier, int | float) else ""))
         elif isinstance(m.get("relative_mae"), int | float):  # the key training/walkforward.py writes
-            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}")
+            vol = m.get("relative_mae_vol")
+            parts.append(f"{name} MAE/naive {m['relative_mae']:.2f}"
+                         + (f", /volatility rule {vol:.2f}" if isinstance(vol, int | float) else ""))
     return "walk-forward: " + ("; ".join(parts) if parts else "n/a")
 
 

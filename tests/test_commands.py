@@ -212,9 +212,11 @@ async def test_status_lists_models_source_market_jobs_and_subscriptions(stack):
         assert f"trained {model.manifest['trained_at']}" in line
         assert f"{window['sessions']} sessions {window['start'][:10]}..{window['end'][:10]}" in line
         metrics = text.splitlines()[text.splitlines().index(line) + 1]
-        assert re.search(r"AUC 0\.\d{3} Brier 0\.\d{3}", metrics), metrics
+        # every figure with its uncertainty or its baseline
+        assert re.search(r"trade_quality AUC 0\.\d{3} \[0\.\d{3}–0\.\d{3}\] Brier 0\.\d{3}", metrics), metrics
+        assert re.search(r"direction AUC 0\.\d{3} \[0\.\d{3}–0\.\d{3}\]", metrics), metrics
         for regressor in ("future_high", "future_low"):
-            assert re.search(rf"{regressor} MAE/naive \d+\.\d\d", metrics), metrics
+            assert re.search(rf"{regressor} MAE/naive \d+\.\d\d, /volatility rule \d+\.\d\d", metrics), metrics
     assert "Data source: simulated" in text
     assert "Market: OPEN until 16:00 ET · next session opens Wed 25 Nov 09:30 ET" in text
     jobs = [ln for ln in text.splitlines() if ln.startswith("Job: ")]
