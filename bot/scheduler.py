@@ -25,20 +25,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _session_grid(day: date, first_after_open: timedelta, step: timedelta) -> list[datetime]:
+    """open + first_after_open, then every `step`, while before the day's close; none off session."""
+    if not calendar.is_session(day):
+        return []
+    open_, close = calendar.session_bounds(day)
+    out = []
+    t = open_ + first_after_open
+    while t < close:
+        out.append(t)
+        t += step
+    return out
+
+
 def bar_close_times(day: date, bar_minutes: int, delay_seconds: int) -> list[datetime]:
     """When the alert scans of one trading day are due: each bar close on the session grid from the
     open, plus a settling delay, up to the last bar that closes before the session does (an alert at
     the close could not be traded); none on a non-session day."""
-    if not calendar.is_session(day):
-        return []
-    open_, close = calendar.session_bounds(day)
-    step, delay = timedelta(minutes=bar_minutes), timedelta(seconds=delay_seconds)
-    out = []
-    t = open_ + step
-    while t < close:
-        out.append(t + delay)
-        t += step
-    return out
+    step = timedelta(minutes=bar_minutes)
+    return [t + timedelta(seconds=delay_seconds) for t in _session_grid(day, step, step)]
 
 
 FIRST_SNAPSHOT_AFTER_OPEN = timedelta(minutes=5)  # 09:35: the first 5-minute bar has closed
@@ -47,15 +52,7 @@ FIRST_SNAPSHOT_AFTER_OPEN = timedelta(minutes=5)  # 09:35: the first 5-minute ba
 def snapshot_times(day: date, every_minutes: int) -> list[datetime]:
     """When the levels snapshots of one trading day are due: open + 5 min, then every `every_minutes`
     while the session runs (so an early close simply ends the list sooner); none on a non-session day."""
-    if not calendar.is_session(day):
-        return []
-    open_, close = calendar.session_bounds(day)
-    out = []
-    t = open_ + FIRST_SNAPSHOT_AFTER_OPEN
-    while t < close:
-        out.append(t)
-        t += timedelta(minutes=every_minutes)
-    return out
+    return _session_grid(day, FIRST_SNAPSHOT_AFTER_OPEN, timedelta(minutes=every_minutes))
 
 
 class TradingDayTrigger(BaseTrigger):
