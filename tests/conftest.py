@@ -56,3 +56,16 @@ def bot_settings(tmp_path, trained_store):
     from tests.fakes.bot_stack import make_settings
 
     return make_settings(tmp_path)
+
+
+@pytest.fixture(params=["local", "s3"])
+def blobs(request: pytest.FixtureRequest, tmp_path):  # type: ignore[no-untyped-def]
+    """One blob store per run: a local folder, then S3 through moto (the module imports `s3_endpoint`)."""
+    from core.store import LocalBlobStore, open_blob_store
+    from tests.fakes.s3_server import make_bucket
+
+    if request.param == "local":
+        yield LocalBlobStore(tmp_path / "store")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        yield open_blob_store(f"s3://{make_bucket(endpoint)}/prod", endpoint)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core.marketdata.archive import ArchiveError, BarArchive
-from core.store import BlobStore, LocalBlobStore, open_blob_store
+from core.store import BlobStore, LocalBlobStore
 from core.types import BAR_COLUMNS, NY, MarketDataError, empty_bars
 from tests.fakes.s3_server import make_bucket, s3_endpoint  # noqa: F401
 
@@ -70,15 +69,6 @@ class RecordingBlobs:
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)
-
-
-@pytest.fixture(params=["local", "s3"])
-def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    if request.param == "local":
-        yield LocalBlobStore(tmp_path / "store")
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        yield open_blob_store(f"s3://{make_bucket(endpoint)}/prod", endpoint)
 
 
 def ny(text: str) -> datetime:

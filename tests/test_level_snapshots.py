@@ -22,7 +22,6 @@ from core import calendar
 from core.marketdata.simulated import SimulatedProvider
 from core.options.snapshot import NO_OPTION_DATA, LevelsSnapshot, StrikeNet
 from core.options.snapshot_archive import SnapshotArchive
-from core.store import BlobStore, LocalBlobStore, open_blob_store
 from core.types import NY, Level
 from tests.fakes.bot_stack import FixedClock, base_settings
 from tests.fakes.s3_server import make_bucket, s3_endpoint  # noqa: F401
@@ -160,15 +159,6 @@ def snap(taken_at: datetime, symbol: str = "SPY", zero_gamma: float | None = 601
                           vanna_resistance=[Level(603.0, 0.7)], total_gex=1.5e9, total_vex=-3.2e7,
                           convention="dealers long calls, short puts (call exposure +, put exposure −)",
                           data_source="tradier", strikes=[StrikeNet(600.0, 1e8, -2e6), StrikeNet(605.0, 4e8, 1e6)])
-
-
-@pytest.fixture(params=["local", "s3"])
-def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
-    if request.param == "local":
-        yield LocalBlobStore(tmp_path / "store")
-    else:
-        endpoint = request.getfixturevalue("s3_endpoint")
-        yield open_blob_store(f"s3://{make_bucket(endpoint)}/prod", endpoint)
 
 
 def test_archive_round_trip_months_and_idempotent_merge(blobs):
